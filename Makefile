@@ -1,0 +1,54 @@
+# Every target creates the virtual environment it needs; a fresh machine needs only Python 3.10+ and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PEER_VENV := .venv-peer
+PG_SERVER_CONN ?= postgresql://postgres@127.0.0.1:5432/test
+
+.PHONY: install demo test test-pg test-server lint typecheck bench docker-up docker-down clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/milvusdiff demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-pg: $(STAMP)
+	PG_CONN=$(PG_SERVER_CONN) $(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-server: $(STAMP)
+	$(BIN)/python scripts/server_lane.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check milvusdiff tests bench
+	$(BIN)/ruff format --check milvusdiff tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+$(PEER_VENV)/.installed:
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install --quiet 'datacompy==1.1.0' 'pyarrow>=26'
+	touch $@
+
+bench: $(STAMP) $(PEER_VENV)/.installed
+	$(BIN)/python bench/run_all.py
+
+docker-up:
+	docker compose up -d
+
+docker-down:
+	docker compose down
+
+clean:
+	rm -rf $(VENV) $(PEER_VENV) .milvusdiff build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,55 @@
+"""The exception hierarchy.
+
+Every error milvusdiff raises on purpose derives from MilvusDiffError, so the CLI can turn it into
+exit code 2 and one line on stderr, while anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class MilvusDiffError(Exception):
+    """Base of every error milvusdiff raises deliberately."""
+
+
+class ConfigError(MilvusDiffError):
+    """A setting (URI, connection string, path) is missing, malformed or points at nothing reachable."""
+
+
+class SchemaError(MilvusDiffError):
+    """A collection schema uses a type or option milvusdiff cannot mirror exactly."""
+
+
+class SyncError(MilvusDiffError):
+    """A write reached one store and definitely failed in another; the journal says which."""
+
+
+class InDoubtError(SyncError):
+    """Milvus did not say whether a write was applied (timeout, dropped connection).
+
+    The affected keys are journaled as IN_DOUBT; nothing guesses their outcome.
+    """
+
+
+class SnapshotError(MilvusDiffError):
+    """A snapshot could not be written, or an input is not a readable snapshot."""
+
+
+class CompareError(MilvusDiffError):
+    """Two snapshots cannot be compared (no common key, incompatible key types, ...)."""
+
+
+class FilterConversionError(MilvusDiffError):
+    """A Milvus filter expression could not be parsed or translated.
+
+    Carries the character position and the construct, so the message can point at it.
+    """
+
+    def __init__(self, message: str, position: int | None = None, construct: str | None = None) -> None:
+        self.position = position
+        self.construct = construct
+        where = f" at position {position}" if position is not None else ""
+        super().__init__(f"{message}{where}")
+
+
+class JournalError(MilvusDiffError):
+    """The LMDB journal cannot be opened or does not belong to the collection asked about."""
