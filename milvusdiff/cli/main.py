@@ -1,0 +1,102 @@
+"""The `milvusdiff` command: a thin click layer over the library.
+
+Each sub-command lives in its own module and registers itself on `cli`; this module only owns the
+group, the options every command shares, and the mapping of errors to exit codes (0 same,
+1 differences, 2 trouble), so that no command prints a traceback unless `--debug` was given.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from milvusdiff import __version__
+from milvusdiff.errors import MilvusDiffError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_SAME = 0
+EXIT_DIFFERENT = 1
+EXIT_TROUBLE = 2
+
+
+class _State:
+    debug = False
+
+
+def connection_options(func: F) -> F:
+    """Options that say where the stores are; each also reads its environment variable."""
+    options = [
+        click.option("--milvus-uri", envvar="MILVUS_URI", help="Milvus URI or Milvus Lite path [env MILVUS_URI]."),
+        click.option("--milvus-token", envvar="MILVUS_TOKEN", help="Milvus token [env MILVUS_TOKEN]."),
+        click.option("--pg-conn", envvar="PG_CONN", help="PostgreSQL connection string [env PG_CONN]."),
+        click.option("--journal", "journal_path", envvar="MILVUSDIFF_JOURNAL", help="LMDB journal path [env MILVUSDIFF_JOURNAL]."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="milvusdiff")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="WARNING",
+    show_default=True,
+)
+def cli(debug: bool, log_level: str) -> None:
+    """Prove that a Milvus collection holds exactly the data written to it.
+
+    \b
+    Typical flow:
+      milvusdiff demo                                  # everything, end to end, embedded
+      milvusdiff validate --collection docs --out diff # Milvus vs PostgreSQL shadow + journal
+      milvusdiff compare a.parquet b.parquet --out diff
+    """
+    _State.debug = debug
+    logging.basicConfig(level=getattr(logging, log_level.upper()), format="%(levelname)s %(name)s: %(message)s")
+
+
+def _register_commands() -> None:
+    """Import the command modules; each one attaches its command(s) to `cli`."""
+    import importlib
+
+    for module in _COMMAND_MODULES:
+        importlib.import_module(f"milvusdiff.cli.{module}")
+
+
+# One line per command module; keep the list sorted.
+_COMMAND_MODULES: list[str] = []
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI and turn known errors into exit code 2."""
+    _register_commands()
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="milvusdiff", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_TROUBLE)
+    except click.exceptions.Abort:
+        click.echo("milvusdiff: aborted", err=True)
+        sys.exit(EXIT_TROUBLE)
+    except MilvusDiffError as exc:
+        if debug:
+            raise
+        click.echo(f"milvusdiff: {exc}", err=True)
+        sys.exit(EXIT_TROUBLE)
+    except (OSError, ValueError) as exc:
+        if debug:
+            raise
+        click.echo(f"milvusdiff: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(EXIT_TROUBLE)
+    sys.exit(EXIT_SAME)
