@@ -1,0 +1,379 @@
+"""ShadowClient: a pymilvus MilvusClient whose every write is mirrored and journaled.
+
+One write goes, in this order:
+  1. the journal records the intent (keys, digests of the rows as written), durably;
+  2. the PostgreSQL transaction is written but not committed;
+  3. Milvus is called;
+  4. PostgreSQL commits;
+  5. the journal marks the operation committed and updates each key's state.
+A definite Milvus error rolls PostgreSQL back, marks the operation failed and raises SyncError.
+An unknown outcome (timeout, dropped connection) marks the keys IN_DOUBT and raises InDoubtError.
+A PostgreSQL commit failure after Milvus succeeded is journaled as pg_missing and raises SyncError.
+If the process dies anywhere in between, the pending intent turns IN_DOUBT when the journal is
+next opened. So the journal always knows what happened; nothing is lost silently.
+
+With auto_id the keys exist only once Milvus has answered, so steps 2 and 3 swap for inserts.
+Reads (query, search, get, iterators) are inherited untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from pymilvus import MilvusClient
+
+from milvusdiff.client.outcome import outcome_unknown
+from milvusdiff.config import Settings, redact
+from milvusdiff.errors import InDoubtError, MilvusDiffError, SchemaError, SyncError
+from milvusdiff.services.journal import Journal
+from milvusdiff.services.pg import PendingWrite, ShadowStore, check_identifier
+from milvusdiff.types.convert import rows_to_table
+from milvusdiff.types.digest import row_digests
+from milvusdiff.types.spec import DEFAULT_PARTITION, CollectionSpec
+from milvusdiff.types.typemap import validate_field
+
+log = logging.getLogger(__name__)
+
+_KEY_QUERY_BATCH = 16384
+
+
+def pg_conninfo(settings: Settings) -> str:
+    """The configured PostgreSQL, or the embedded server under the milvusdiff home, started on demand."""
+    if settings.pg_conn:
+        return settings.pg_conn
+    from milvusdiff.services.embedded_pg import ensure_embedded_pg
+
+    return ensure_embedded_pg(settings.home / "pg")
+
+
+class ShadowClient(MilvusClient):
+    """Drop-in MilvusClient that mirrors writes into PostgreSQL and journals them in LMDB.
+
+    Extra keyword arguments: `pg_conn` (default: PG_CONN, else an embedded server) and
+    `journal_path` (default: MILVUSDIFF_JOURNAL, else ./.milvusdiff/journal).
+    """
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        user: str = "",
+        password: str = "",
+        db_name: str = "",
+        token: str = "",
+        timeout: float | None = None,
+        *,
+        pg_conn: str | None = None,
+        journal_path: str | Path | None = None,
+        **kwargs: Any,
+    ) -> None:
+        settings = Settings.resolve(
+            milvus_uri=uri, milvus_token=token or None, pg_conn=pg_conn, journal_path=journal_path
+        )
+        if settings.milvus_uri.endswith(".db"):
+            Path(settings.milvus_uri).parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            uri=settings.milvus_uri,
+            user=user,
+            password=password,
+            db_name=db_name,
+            token=settings.milvus_token or "",
+            timeout=timeout,
+            **kwargs,
+        )
+        self.settings = settings
+        self.shadow = ShadowStore(pg_conninfo(settings))
+        self.journal = Journal(settings.journal_path)
+        self._specs: dict[str, CollectionSpec] = {}
+        self._specs_lock = threading.Lock()
+        log.info("ShadowClient: milvus=%s journal=%s", redact(settings.milvus_uri), settings.journal_path)
+
+    def close(self) -> None:
+        super().close()
+        self.shadow.close()
+        self.journal.close()
+
+    # -- collections ---------------------------------------------------------------------------
+
+    def spec(self, collection_name: str) -> CollectionSpec:
+        """The mirrored collection's spec; refuses collections this client's stores never saw created."""
+        with self._specs_lock:
+            cached = self._specs.get(collection_name)
+        if cached is not None:
+            return cached
+        found = self.shadow.spec(collection_name) or self.journal.collection_spec(collection_name)
+        if found is None:
+            raise SchemaError(
+                f"collection {collection_name!r} has no shadow copy: create it through ShadowClient first"
+            )
+        with self._specs_lock:
+            self._specs[collection_name] = found
+        return found
+
+    def create_collection(
+        self,
+        collection_name: str,
+        dimension: int | None = None,
+        primary_field_name: str = "id",
+        id_type: str = "int",
+        vector_field_name: str = "vector",
+        metric_type: str = "COSINE",
+        auto_id: bool = False,
+        timeout: float | None = None,
+        schema: Any = None,
+        index_params: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        check_identifier(collection_name, "collection name")
+        if schema is not None:
+            planned = CollectionSpec.from_milvus(collection_name, schema)
+            for field in planned.fields:
+                validate_field(field)
+                check_identifier(field.name, f"field name in collection {collection_name!r}")
+        existed = self.has_collection(collection_name)
+        super().create_collection(
+            collection_name,
+            dimension=dimension,
+            primary_field_name=primary_field_name,
+            id_type=id_type,
+            vector_field_name=vector_field_name,
+            metric_type=metric_type,
+            auto_id=auto_id,
+            timeout=timeout,
+            schema=schema,
+            index_params=index_params,
+            **kwargs,
+        )
+        if existed:
+            self.spec(collection_name)  # an existing collection must already be mirrored
+            return
+        spec = CollectionSpec.from_milvus(collection_name, self.describe_collection(collection_name))
+        try:
+            for field in spec.fields:
+                validate_field(field)
+            self.shadow.create_table(spec)
+        except MilvusDiffError:
+            super().drop_collection(collection_name)
+            raise
+        self.journal.register_collection(spec)
+        with self._specs_lock:
+            self._specs[collection_name] = spec
+
+    def drop_collection(self, collection_name: str, timeout: float | None = None, **kwargs: Any) -> None:
+        super().drop_collection(collection_name, timeout=timeout, **kwargs)
+        self.shadow.drop_table(collection_name)
+        self.journal.record_drop_collection(collection_name)
+        with self._specs_lock:
+            self._specs.pop(collection_name, None)
+
+    def create_partition(
+        self, collection_name: str, partition_name: str, timeout: float | None = None, **kwargs: Any
+    ) -> None:
+        self.spec(collection_name)
+        seq = self.journal.begin(collection_name, "create_partition", [], partition=partition_name)
+        self._settle_ddl(
+            seq,
+            lambda: super(ShadowClient, self).create_partition(
+                collection_name, partition_name, timeout=timeout, **kwargs
+            ),
+        )
+
+    def drop_partition(
+        self, collection_name: str, partition_name: str, timeout: float | None = None, **kwargs: Any
+    ) -> None:
+        spec = self.spec(collection_name)
+        keys = self.shadow.partition_keys(spec, partition_name)
+        seq = self.journal.begin(collection_name, "drop_partition", keys, partition=partition_name)
+        pending = self.shadow.stage_delete(spec, keys, partition=partition_name)
+        self._finish(
+            seq,
+            pending,
+            lambda: super(ShadowClient, self).drop_partition(
+                collection_name, partition_name, timeout=timeout, **kwargs
+            ),
+        )
+
+    # -- row writes ----------------------------------------------------------------------------
+
+    def insert(
+        self,
+        collection_name: str,
+        data: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        timeout: float | None = None,
+        partition_name: str | None = "",
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        return self._write_rows("insert", collection_name, data, timeout, partition_name, kwargs)
+
+    def upsert(
+        self,
+        collection_name: str,
+        data: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        timeout: float | None = None,
+        partition_name: str | None = "",
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        return self._write_rows("upsert", collection_name, data, timeout, partition_name, kwargs)
+
+    def _write_rows(
+        self,
+        op: str,
+        collection_name: str,
+        data: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        timeout: float | None,
+        partition_name: str | None,
+        kwargs: dict[str, Any],
+    ) -> dict[str, Any]:
+        rows = [data] if isinstance(data, Mapping) else list(data)
+        parent = super().insert if op == "insert" else super().upsert
+        if not rows:
+            return parent(collection_name, rows, timeout=timeout, partition_name=partition_name, **kwargs)
+        spec = self.spec(collection_name)
+        partition = self._partition_of(spec, partition_name)
+        table = rows_to_table(rows, spec)
+
+        def call_milvus() -> Any:
+            return parent(collection_name, data, timeout=timeout, partition_name=partition_name, **kwargs)
+
+        if spec.auto_id and op == "insert":
+            return self._write_auto_id(spec, table, partition, call_milvus)
+        keys = table.column(spec.primary.name).to_pylist()
+        digests = row_digests(table, spec).to_pylist()
+        seq = self.journal.begin(collection_name, op, keys, digests, partition=partition)
+        pending = self._stage(seq, lambda: self.shadow.stage_upsert(spec, table, partition))
+        return self._finish(seq, pending, call_milvus)
+
+    def _write_auto_id(
+        self, spec: CollectionSpec, table: pa.Table, partition: str | None, call_milvus: Callable[[], Any]
+    ) -> Any:
+        """Milvus assigns the keys, so the shadow write is staged once the ids are known."""
+        seq = self.journal.begin(spec.name, "insert", [], partition=partition)
+        result = self._call_milvus(seq, None, call_milvus)
+        ids = list(result["ids"])
+        keyed = table.set_column(
+            table.schema.get_field_index(spec.primary.name),
+            table.schema.field(spec.primary.name),
+            pa.array(ids, table.schema.field(spec.primary.name).type),
+        )
+        self.journal.attach_keys(seq, ids, row_digests(keyed, spec).to_pylist())
+        try:
+            pending = self.shadow.stage_upsert(spec, keyed, partition)
+            pending.commit()
+        except Exception as exc:
+            self.journal.mark_pg_missing(seq, _describe(exc))
+            raise SyncError(f"Milvus inserted {len(ids)} rows but PostgreSQL did not: {_describe(exc)}") from exc
+        self.journal.commit(seq)
+        return result
+
+    def delete(
+        self,
+        collection_name: str,
+        ids: list[Any] | str | int | None = None,
+        timeout: float | None = None,
+        filter: str | None = None,
+        partition_name: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Delete by ids or by filter. A filter (or a partition) is first resolved to the exact keys
+        it matches in Milvus, and those keys are deleted everywhere, so every store drops the same rows."""
+        spec = self.spec(collection_name)
+        if filter is not None and ids is not None:
+            return super().delete(collection_name, ids=ids, filter=filter, timeout=timeout, **kwargs)  # Milvus refuses
+        if ids is not None:
+            keys = [ids] if isinstance(ids, (int, str)) else list(ids)
+            if partition_name:
+                keys = self._matching_keys(spec, _key_filter(spec, keys), partition_name, timeout)
+        else:
+            keys = self._matching_keys(spec, filter or "", partition_name, timeout)
+        if not keys:
+            return {"delete_count": 0}
+        seq = self.journal.begin(collection_name, "delete", keys, partition=partition_name or None)
+        pending = self._stage(seq, lambda: self.shadow.stage_delete(spec, keys, partition=partition_name or None))
+
+        def call_milvus() -> Any:
+            return super(ShadowClient, self).delete(
+                collection_name, ids=keys, timeout=timeout, partition_name=partition_name, **kwargs
+            )
+
+        return self._finish(seq, pending, call_milvus)
+
+    # -- the protocol --------------------------------------------------------------------------
+
+    def _stage(self, seq: int, stage: Callable[[], PendingWrite]) -> PendingWrite:
+        try:
+            return stage()
+        except Exception as exc:
+            self.journal.fail(seq, _describe(exc))
+            raise SyncError(f"PostgreSQL refused the write, nothing was sent to Milvus: {_describe(exc)}") from exc
+
+    def _call_milvus(self, seq: int, pending: PendingWrite | None, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except Exception as exc:
+            if pending is not None:
+                pending.rollback()
+            if outcome_unknown(exc):
+                self.journal.mark_in_doubt(seq, _describe(exc))
+                raise InDoubtError(
+                    f"Milvus did not confirm operation {seq}; its keys are journaled IN_DOUBT: {_describe(exc)}"
+                ) from exc
+            self.journal.fail(seq, _describe(exc))
+            raise SyncError(f"Milvus rejected operation {seq}: {_describe(exc)}") from exc
+
+    def _finish(self, seq: int, pending: PendingWrite, call: Callable[[], Any]) -> Any:
+        result = self._call_milvus(seq, pending, call)
+        try:
+            pending.commit()
+        except Exception as exc:
+            self.journal.mark_pg_missing(seq, _describe(exc))
+            raise SyncError(
+                f"Milvus applied operation {seq} but PostgreSQL could not commit it: {_describe(exc)}"
+            ) from exc
+        self.journal.commit(seq)
+        return result
+
+    def _settle_ddl(self, seq: int, call: Callable[[], Any]) -> None:
+        self._call_milvus(seq, None, call)
+        self.journal.commit(seq)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _partition_of(self, spec: CollectionSpec, partition_name: str | None) -> str | None:
+        """The shadow's partition column: the partition written to, unknown (None) under a partition key."""
+        if spec.has_partition_key:
+            return None
+        return partition_name or DEFAULT_PARTITION
+
+    def _matching_keys(
+        self, spec: CollectionSpec, expr: str, partition_name: str | None, timeout: float | None
+    ) -> list[Any]:
+        iterator = self.query_iterator(
+            spec.name,
+            batch_size=_KEY_QUERY_BATCH,
+            filter=expr,
+            output_fields=[spec.primary.name],
+            partition_names=[partition_name] if partition_name else None,
+            timeout=timeout,
+        )
+        keys: list[Any] = []
+        try:
+            while batch := iterator.next():
+                keys.extend(row[spec.primary.name] for row in batch)
+        finally:
+            iterator.close()
+        return keys
+
+
+def _key_filter(spec: CollectionSpec, keys: Sequence[Any]) -> str:
+    import json
+
+    return f"{spec.primary.name} in {json.dumps(list(keys), ensure_ascii=False)}"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return redact(f"{type(exc).__name__}: {text[0] if text else ''}")

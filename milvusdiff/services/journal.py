@@ -1,0 +1,381 @@
+"""The LMDB journal: what was intended for every primary key, and the log of every write.
+
+Why LMDB: a write's intent must be on disk before Milvus is called, so that a crash at any point
+leaves a record; LMDB gives durable (fsync'd) transactions in microseconds, readers that never block
+the writer, and one file a user can copy. Databases inside the environment:
+
+- `ops`     seq (8 bytes, big-endian) -> JSON record: collection, op, partition, n_keys, a sample of
+            keys, time, status (pending / committed / failed / in_doubt / pg_missing), error.
+- `intents` seq -> the full key list and row digests of a write not yet settled. A pending intent
+            found at open time belongs to a process that died mid-write: its keys become IN_DOUBT.
+- `keys`    collection + NUL + encoded key -> packed state (state, last seq, last op, digest, flags).
+- `meta`    the sequence counter and the spec of every collection seen.
+
+Keys are encoded with a type tag, so the string '42' and the integer 42 are different keys.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import numpy as np
+import pyarrow as pa
+
+from milvusdiff.errors import JournalError
+from milvusdiff.types.spec import CollectionSpec
+
+EXISTS, DELETED, IN_DOUBT = 1, 2, 3
+STATE_NAMES = {EXISTS: "EXISTS", DELETED: "DELETED", IN_DOUBT: "IN_DOUBT"}
+OPS = ("insert", "upsert", "delete", "drop_partition", "drop_collection", "repair", "create_partition")
+OP_CODES = {name: code for code, name in enumerate(OPS, start=1)}
+FLAG_DUPLICATE_INSERT = 1
+FLAG_PG_MISSING = 2
+FLAG_NAMES = {FLAG_DUPLICATE_INSERT: "duplicate_insert", FLAG_PG_MISSING: "pg_missing"}
+
+_STATE = struct.Struct("<BQB16sB")  # state, last_seq, last_op, digest, flags
+_STATE_DTYPE = np.dtype([("state", "u1"), ("seq", "<u8"), ("op", "u1"), ("digest", "V16"), ("flags", "u1")])
+_NO_DIGEST = bytes(16)
+_INT_OFFSET = 1 << 63
+_SAMPLE_KEYS = 10
+_INITIAL_MAP_SIZE = 64 << 20
+
+
+Key = int | str
+
+
+def encode_key(key: Key) -> bytes:
+    """Tagged, order-preserving key bytes: b'i' + offset big-endian int64, or b's' + UTF-8."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return b"i" + (int(key) + _INT_OFFSET).to_bytes(8, "big")
+    if isinstance(key, str):
+        return b"s" + key.encode("utf-8")
+    raise JournalError(f"primary key {key!r} is neither an integer nor a string")
+
+
+def decode_key(raw: bytes) -> Key:
+    if raw[:1] == b"i":
+        return int.from_bytes(raw[1:9], "big") - _INT_OFFSET
+    return raw[1:].decode("utf-8")
+
+
+@dataclass(frozen=True)
+class KeyState:
+    state: str
+    last_seq: int
+    last_op: str
+    digest: bytes | None
+    flags: tuple[str, ...]
+
+
+def _flag_names(bits: int) -> tuple[str, ...]:
+    return tuple(name for bit, name in FLAG_NAMES.items() if bits & bit)
+
+
+class Journal:
+    """One LMDB environment; safe to share between threads (LMDB serialises writers)."""
+
+    def __init__(self, path: str | Path, *, sync: bool = True, map_size: int = _INITIAL_MAP_SIZE) -> None:
+        self.path = Path(path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._env = lmdb.open(str(self.path), map_size=map_size, max_dbs=4, sync=sync, metasync=sync)
+        except (OSError, lmdb.Error) as exc:
+            raise JournalError(f"cannot open journal at {self.path}: {exc}") from exc
+        self._ops = self._env.open_db(b"ops")
+        self._intents = self._env.open_db(b"intents")
+        self._keys = self._env.open_db(b"keys")
+        self._meta = self._env.open_db(b"meta")
+        self._resize_lock = threading.Lock()
+        self.recovered = self.recover()
+
+    def close(self) -> None:
+        self._env.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _write(self, work: Any) -> Any:
+        """Run work(txn) in a write transaction, growing the map and retrying when it is full."""
+        while True:
+            try:
+                with self._env.begin(write=True) as txn:
+                    return work(txn)
+            except lmdb.MapFullError:
+                with self._resize_lock:
+                    self._env.set_mapsize(self._env.info()["map_size"] * 2)
+
+    def _next_seq(self, txn: Any) -> int:
+        raw = txn.get(b"next_seq", db=self._meta)
+        seq = int.from_bytes(raw, "big") if raw else 1
+        txn.put(b"next_seq", (seq + 1).to_bytes(8, "big"), db=self._meta)
+        return seq
+
+    def register_collection(self, spec: CollectionSpec) -> None:
+        self._write(lambda txn: txn.put(b"spec:" + spec.name.encode(), spec.to_json().encode(), db=self._meta))
+
+    def collection_spec(self, name: str) -> CollectionSpec | None:
+        with self._env.begin() as txn:
+            raw = txn.get(b"spec:" + name.encode(), db=self._meta)
+        return CollectionSpec.from_json(raw) if raw else None
+
+    def collections(self) -> list[str]:
+        with self._env.begin() as txn, txn.cursor(db=self._meta) as cur:
+            return [k[5:].decode() for k, _ in cur if k.startswith(b"spec:")]
+
+    def begin(
+        self,
+        collection: str,
+        op: str,
+        keys: Sequence[Key],
+        digests: Sequence[bytes] | None = None,
+        partition: str | None = None,
+    ) -> int:
+        """Durably record the intent of a write before any store is touched; returns its sequence number."""
+        encoded = [encode_key(k) for k in keys]
+        digest_blob = b"".join(digests) if digests is not None else b""
+        record = {
+            "collection": collection,
+            "op": op,
+            "partition": partition,
+            "n_keys": len(encoded),
+            "keys_sample": [_jsonable(k) for k in keys[:_SAMPLE_KEYS]],
+            "time": time.time(),
+            "status": "pending",
+        }
+
+        def work(txn: Any) -> int:
+            seq = self._next_seq(txn)
+            txn.put(_seq_key(seq), json.dumps({**record, "seq": seq}).encode(), db=self._ops)
+            txn.put(_seq_key(seq), _pack_intent(encoded, digest_blob), db=self._intents)
+            return seq
+
+        return int(self._write(work))
+
+    def attach_keys(self, seq: int, keys: Sequence[Key], digests: Sequence[bytes]) -> None:
+        """Give a pending write the keys Milvus assigned (auto_id), before the write is settled."""
+        blob = _pack_intent([encode_key(k) for k in keys], b"".join(digests))
+
+        def work(txn: Any) -> None:
+            raw_op = txn.get(_seq_key(seq), db=self._ops)
+            if raw_op is None:
+                raise JournalError(f"no operation {seq} in the journal")
+            record = json.loads(raw_op)
+            record["n_keys"] = len(keys)
+            record["keys_sample"] = [_jsonable(k) for k in keys[:_SAMPLE_KEYS]]
+            txn.put(_seq_key(seq), json.dumps(record).encode(), db=self._ops)
+            txn.put(_seq_key(seq), blob, db=self._intents)
+
+        self._write(work)
+
+    def commit(self, seq: int) -> None:
+        """The write reached every store: apply it to the key states."""
+        self._settle(seq, "committed", None)
+
+    def fail(self, seq: int, error: str) -> None:
+        """The write definitely did not happen anywhere: key states stay as they were."""
+        self._settle(seq, "failed", error)
+
+    def mark_in_doubt(self, seq: int, error: str) -> None:
+        """Milvus did not say whether it applied the write: every key of it becomes IN_DOUBT."""
+        self._settle(seq, "in_doubt", error)
+
+    def mark_pg_missing(self, seq: int, error: str) -> None:
+        """Milvus applied the write but PostgreSQL could not commit it: apply it, flagged pg_missing."""
+        self._settle(seq, "pg_missing", error)
+
+    def _settle(self, seq: int, status: str, error: str | None) -> None:
+        def work(txn: Any) -> None:
+            raw_op = txn.get(_seq_key(seq), db=self._ops)
+            if raw_op is None:
+                raise JournalError(f"no operation {seq} in the journal")
+            record = json.loads(raw_op)
+            intent = txn.get(_seq_key(seq), db=self._intents)
+            if status != "failed" and intent is not None:
+                self._apply(txn, record, seq, _unpack_intent(intent), status)
+            record["status"] = status
+            record["settled"] = time.time()
+            if error:
+                record["error"] = error[:500]
+            txn.put(_seq_key(seq), json.dumps(record).encode(), db=self._ops)
+            txn.delete(_seq_key(seq), db=self._intents)
+
+        self._write(work)
+
+    def _apply(
+        self, txn: Any, record: dict[str, Any], seq: int, intent: tuple[list[bytes], bytes], status: str
+    ) -> None:
+        encoded, digest_blob = intent
+        op = record["op"]
+        prefix = record["collection"].encode() + b"\0"
+        op_code = OP_CODES[op]
+        items = []
+        for i, key in enumerate(encoded):
+            full = prefix + key
+            digest = digest_blob[16 * i : 16 * i + 16] if digest_blob else _NO_DIGEST
+            flags = 0
+            if status == "in_doubt":
+                state = IN_DOUBT
+            elif op in ("delete", "drop_partition"):
+                state, digest = DELETED, _NO_DIGEST
+            else:
+                state = EXISTS
+                if op == "insert":
+                    previous = txn.get(full, db=self._keys)
+                    if previous is not None and _STATE.unpack(previous)[0] == EXISTS:
+                        flags |= FLAG_DUPLICATE_INSERT
+            if status == "pg_missing":
+                flags |= FLAG_PG_MISSING
+            items.append((full, _STATE.pack(state, seq, op_code, digest, flags)))
+        with txn.cursor(db=self._keys) as cur:
+            cur.putmulti(items)
+
+    def record_drop_collection(self, collection: str) -> int:
+        """Log the drop and forget the collection's key states, so a re-created namesake starts clean."""
+        seq = self.begin(collection, "drop_collection", [])
+        prefix = collection.encode() + b"\0"
+
+        def work(txn: Any) -> None:
+            with txn.cursor(db=self._keys) as cur:
+                if cur.set_range(prefix):
+                    while cur.key().startswith(prefix):
+                        if not cur.delete():
+                            break
+            txn.delete(b"spec:" + collection.encode(), db=self._meta)
+
+        self._write(work)
+        self.commit(seq)
+        return seq
+
+    def recover(self) -> list[int]:
+        """Turn intents left pending by a process that died into IN_DOUBT: nothing is guessed."""
+        with self._env.begin() as txn, txn.cursor(db=self._intents) as cur:
+            pending = [int.from_bytes(k, "big") for k, _ in cur]
+        for seq in pending:
+            self._settle(seq, "in_doubt", "process ended before the write was settled (recovered at open)")
+        return pending
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def states(self, collection: str, keys: Iterable[Key]) -> dict[Key, KeyState]:
+        prefix = collection.encode() + b"\0"
+        out: dict[Key, KeyState] = {}
+        with self._env.begin() as txn:
+            for key in keys:
+                raw = txn.get(prefix + encode_key(key), db=self._keys)
+                if raw is not None:
+                    state, seq, op, digest, flags = _STATE.unpack(raw)
+                    out[key] = KeyState(
+                        STATE_NAMES[state],
+                        seq,
+                        OPS[op - 1],
+                        None if state == DELETED else digest,
+                        _flag_names(flags),
+                    )
+        return out
+
+    def iter_state_batches(
+        self, collection: str, key_name: str, key_type: pa.DataType, batch_rows: int = 65536
+    ) -> Iterator[pa.RecordBatch]:
+        """Every key state of a collection as Arrow batches (decoding is vectorised per batch)."""
+        prefix = collection.encode() + b"\0"
+        with self._env.begin() as txn, txn.cursor(db=self._keys) as cur:
+            if not cur.set_range(prefix):
+                return
+            keys: list[bytes] = []
+            values: list[bytes] = []
+            for k, v in cur:
+                if not k.startswith(prefix):
+                    break
+                keys.append(k[len(prefix) :])
+                values.append(v)
+                if len(keys) >= batch_rows:
+                    yield _state_batch(keys, values, key_name, key_type)
+                    keys, values = [], []
+            if keys:
+                yield _state_batch(keys, values, key_name, key_type)
+
+    def iter_ops(self, collection: str | None = None) -> Iterator[dict[str, Any]]:
+        with self._env.begin() as txn, txn.cursor(db=self._ops) as cur:
+            for _, raw in cur:
+                record = json.loads(raw)
+                if collection is None or record["collection"] == collection:
+                    yield record
+
+    def op(self, seq: int) -> dict[str, Any] | None:
+        with self._env.begin() as txn:
+            raw = txn.get(_seq_key(seq), db=self._ops)
+        return json.loads(raw) if raw else None
+
+
+STATE_SCHEMA_FIELDS = [
+    pa.field("state", pa.string()),
+    pa.field("last_seq", pa.uint64()),
+    pa.field("last_op", pa.string()),
+    pa.field("digest", pa.binary(16)),
+    pa.field("flags", pa.list_(pa.string())),
+]
+
+
+def _state_batch(keys: list[bytes], values: list[bytes], key_name: str, key_type: pa.DataType) -> pa.RecordBatch:
+    packed = np.frombuffer(b"".join(values), dtype=_STATE_DTYPE)
+    n = len(keys)
+    if pa.types.is_integer(key_type):
+        raw = np.frombuffer(b"".join(k[1:9] for k in keys), dtype=">u8")
+        key_array = pa.array((raw.astype(np.uint64) - np.uint64(_INT_OFFSET)).view(np.int64), key_type)
+    else:
+        key_array = pa.array([k[1:].decode("utf-8") for k in keys], pa.string())
+    state_names = np.array([None, "EXISTS", "DELETED", "IN_DOUBT"], dtype=object)
+    op_names = np.array([None, *OPS], dtype=object)
+    digests = pa.Array.from_buffers(pa.binary(16), n, [None, pa.py_buffer(packed["digest"].tobytes())])
+    deleted = packed["state"] == DELETED
+    digest_array = pa.array(digests.to_pylist(), pa.binary(16), mask=deleted)
+    flags = [list(_flag_names(int(f))) for f in packed["flags"]] if packed["flags"].any() else [[]] * n
+    return pa.RecordBatch.from_arrays(
+        [
+            key_array,
+            pa.array(state_names[packed["state"]], pa.string()),
+            pa.array(packed["seq"], pa.uint64()),
+            pa.array(op_names[packed["op"]], pa.string()),
+            digest_array,
+            pa.array(flags, pa.list_(pa.string())),
+        ],
+        schema=pa.schema([pa.field(key_name, key_type), *STATE_SCHEMA_FIELDS]),
+    )
+
+
+def _seq_key(seq: int) -> bytes:
+    return seq.to_bytes(8, "big")
+
+
+def _jsonable(key: Key) -> Any:
+    return int(key) if isinstance(key, (int, np.integer)) else key
+
+
+def _pack_intent(encoded: list[bytes], digest_blob: bytes) -> bytes:
+    lengths = np.array([len(k) for k in encoded], dtype="<u4")
+    header = struct.pack("<II", len(encoded), len(digest_blob))
+    return header + lengths.tobytes() + b"".join(encoded) + digest_blob
+
+
+def _unpack_intent(raw: bytes) -> tuple[list[bytes], bytes]:
+    n, digest_len = struct.unpack_from("<II", raw)
+    lengths = np.frombuffer(raw, dtype="<u4", count=n, offset=8)
+    at = 8 + 4 * n
+    keys = []
+    for length in lengths.tolist():
+        keys.append(raw[at : at + length])
+        at += length
+    return keys, raw[at : at + digest_len]

@@ -1,0 +1,294 @@
+"""The PostgreSQL shadow store: one table per collection, written in bulk, read as Arrow.
+
+Writes go through psycopg (transactions, binary COPY) from a pool; reads go through the ADBC driver,
+which hands back Arrow batches without a Python object per value (measured here: ~2x psycopg's
+binary COPY for 128-dim rows). Every identifier is quoted with psycopg.sql and every value is a
+parameter or a COPY field: nothing from a row or a name is ever formatted into SQL text.
+
+A write is staged, not committed: the ShadowClient holds the open transaction while it calls
+Milvus, then commits or rolls back according to what Milvus said.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from milvusdiff.config import redact
+from milvusdiff.errors import ConfigError, SchemaError
+from milvusdiff.types.spec import META_COLUMN, PARTITION_COLUMN, CollectionSpec, FieldSpec
+from milvusdiff.types.typemap import rule
+
+log = logging.getLogger(__name__)
+
+SHADOW_SCHEMA = "milvusdiff"
+REGISTRY_TABLE = "_collections"
+_PG_IDENTIFIER_BYTES = 63
+_COPY_TYPE_NAMES = {
+    "boolean": "bool",
+    "smallint": "int2",
+    "integer": "int4",
+    "bigint": "int8",
+    "real": "float4",
+    "double precision": "float8",
+    "text": "text",
+    "jsonb": "jsonb",
+    "timestamptz": "timestamptz",
+    "bytea": "bytea",
+}
+
+
+def _copy_type(sql_type: str) -> str:
+    if sql_type.endswith("[]"):
+        return _COPY_TYPE_NAMES[sql_type[:-2]] + "[]"
+    return _COPY_TYPE_NAMES[sql_type]
+
+
+def check_identifier(name: str, what: str) -> None:
+    """PostgreSQL silently truncates identifiers past 63 bytes; refuse them rather than mirror a wrong name."""
+    if not name or "\0" in name:
+        raise SchemaError(f"{what} {name!r} cannot be used as a PostgreSQL identifier")
+    if len(name.encode("utf-8")) > _PG_IDENTIFIER_BYTES:
+        raise SchemaError(f"{what} {name!r} is longer than PostgreSQL's {_PG_IDENTIFIER_BYTES}-byte identifier limit")
+
+
+def shadow_columns(spec: CollectionSpec) -> list[tuple[str, str]]:
+    """(column, SQL type) of the shadow table, in snapshot column order."""
+    columns = [(f.name, rule(f).pg(f)) for f in spec.fields]
+    if spec.enable_dynamic_field:
+        columns.append((META_COLUMN, "jsonb"))
+    columns.append((PARTITION_COLUMN, "text"))
+    return columns
+
+
+def table_identifier(collection: str) -> sql.Identifier:
+    return sql.Identifier(SHADOW_SCHEMA, collection)
+
+
+class PendingWrite:
+    """An open transaction holding one staged write; exactly one of commit() or rollback() ends it."""
+
+    def __init__(self, pool: ConnectionPool, conn: psycopg.Connection[Any]) -> None:
+        self._pool = pool
+        self._conn: psycopg.Connection[Any] | None = conn
+
+    def commit(self) -> None:
+        conn = self._take()
+        try:
+            conn.commit()
+        finally:
+            self._pool.putconn(conn)
+
+    def rollback(self) -> None:
+        conn = self._take()
+        try:
+            conn.rollback()
+        except psycopg.Error as exc:  # a dead connection has nothing left to roll back
+            log.warning("rollback failed: %s", exc)
+        finally:
+            self._pool.putconn(conn)
+
+    def _take(self) -> psycopg.Connection[Any]:
+        if self._conn is None:
+            raise RuntimeError("this write was already committed or rolled back")
+        conn, self._conn = self._conn, None
+        return conn
+
+
+class ShadowStore:
+    """The shadow tables of one PostgreSQL database, behind a connection pool."""
+
+    def __init__(self, conninfo: str, *, max_connections: int = 8) -> None:
+        self.conninfo = conninfo
+        try:
+            self._pool = ConnectionPool(
+                conninfo, min_size=1, max_size=max_connections, open=True, timeout=30, name="milvusdiff"
+            )
+            self._pool.wait(timeout=15)
+            with self._pool.connection() as conn:
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SHADOW_SCHEMA)))
+                conn.execute(
+                    sql.SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, spec jsonb NOT NULL)").format(
+                        sql.Identifier(SHADOW_SCHEMA, REGISTRY_TABLE)
+                    )
+                )
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                self._pool.close()
+            raise ConfigError(f"cannot reach PostgreSQL at {redact(conninfo)}: {_first_line(exc)}") from exc
+
+    def close(self) -> None:
+        self._pool.close()
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._pool.connection() as conn:
+            yield conn
+
+    # -- DDL -----------------------------------------------------------------------------------
+
+    def create_table(self, spec: CollectionSpec) -> None:
+        check_identifier(spec.name, "collection name")
+        for name, _ in shadow_columns(spec):
+            check_identifier(name, f"field name in collection {spec.name!r}")
+        columns = [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in shadow_columns(spec)]
+        ddl = sql.SQL("CREATE TABLE {} ({}, PRIMARY KEY ({}))").format(
+            table_identifier(spec.name), sql.SQL(", ").join(columns), sql.Identifier(spec.primary.name)
+        )
+        with self._pool.connection() as conn:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table_identifier(spec.name)))
+            conn.execute(ddl)
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} (name, spec) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec"
+                ).format(sql.Identifier(SHADOW_SCHEMA, REGISTRY_TABLE)),
+                (spec.name, spec.to_json()),
+            )
+
+    def drop_table(self, collection: str) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table_identifier(collection)))
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE name = %s").format(sql.Identifier(SHADOW_SCHEMA, REGISTRY_TABLE)),
+                (collection,),
+            )
+
+    def spec(self, collection: str) -> CollectionSpec | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                sql.SQL("SELECT spec::text FROM {} WHERE name = %s").format(
+                    sql.Identifier(SHADOW_SCHEMA, REGISTRY_TABLE)
+                ),
+                (collection,),
+            ).fetchone()
+        return CollectionSpec.from_json(row[0]) if row else None
+
+    # -- staged writes -------------------------------------------------------------------------
+
+    def _begin(self) -> tuple[psycopg.Connection[Any], PendingWrite]:
+        conn = self._pool.getconn()
+        return conn, PendingWrite(self._pool, conn)
+
+    def stage_upsert(self, spec: CollectionSpec, table: pa.Table, partition: str | None) -> PendingWrite:
+        """Stage rows (snapshot form) as insert-or-replace by primary key, in an open transaction."""
+        table = _last_per_key(table, spec.primary.name)
+        columns = shadow_columns(spec)
+        conn, pending = self._begin()
+        try:
+            stage = sql.Identifier(f"_stage_{id(pending)}")
+            conn.execute(
+                sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(stage, table_identifier(spec.name))
+            )
+            names = sql.SQL(", ").join(sql.Identifier(n) for n, _ in columns)
+            with conn.cursor() as cur:
+                with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, names)) as copy:
+                    copy.set_types([_copy_type(t) for _, t in columns])
+                    for row in _pg_rows(spec, table, partition):
+                        copy.write_row(row)
+                updates = sql.SQL(", ").join(
+                    sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n))
+                    for n, _ in columns
+                    if n != spec.primary.name
+                )
+                cur.execute(
+                    sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO UPDATE SET {}").format(
+                        table_identifier(spec.name), names, names, stage, sql.Identifier(spec.primary.name), updates
+                    )
+                )
+        except BaseException:
+            pending.rollback()
+            raise
+        return pending
+
+    def stage_delete(self, spec: CollectionSpec, keys: Sequence[Any], partition: str | None = None) -> PendingWrite:
+        conn, pending = self._begin()
+        try:
+            where = sql.SQL("{} = ANY(%s)").format(sql.Identifier(spec.primary.name))
+            params: list[Any] = [list(keys)]
+            if partition is not None:
+                where = sql.SQL("{} AND {} = %s").format(where, sql.Identifier(PARTITION_COLUMN))
+                params.append(partition)
+            conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(table_identifier(spec.name), where), params)
+        except BaseException:
+            pending.rollback()
+            raise
+        return pending
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def count(self, collection: str) -> int:
+        with self._pool.connection() as conn:
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table_identifier(collection))).fetchone()
+        return int(row[0]) if row else 0
+
+    def partition_keys(self, spec: CollectionSpec, partition: str) -> list[Any]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(
+                    sql.Identifier(spec.primary.name), table_identifier(spec.name), sql.Identifier(PARTITION_COLUMN)
+                ),
+                (partition,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def existing_keys(self, spec: CollectionSpec, keys: Sequence[Any]) -> set[Any]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s)").format(
+                    sql.Identifier(spec.primary.name), table_identifier(spec.name), sql.Identifier(spec.primary.name)
+                ),
+                (list(keys),),
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def select_sql(self, spec: CollectionSpec, where: sql.Composable | None = None) -> sql.Composed:
+        """The SELECT that reads a shadow table in snapshot column order (for ADBC and for checks)."""
+        names = sql.SQL(", ").join(sql.Identifier(n) for n, _ in shadow_columns(spec))
+        query = sql.SQL("SELECT {} FROM {}").format(names, table_identifier(spec.name))
+        if where is not None:
+            query = sql.SQL("{} WHERE {}").format(query, where)
+        return query
+
+    def render(self, query: sql.Composable) -> str:
+        """SQL text for drivers (ADBC) that do not take psycopg.sql objects; identifiers stay quoted."""
+        with self._pool.connection() as conn:
+            return query.as_string(conn)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return redact(text[0]) if text else type(exc).__name__
+
+
+def _last_per_key(table: pa.Table, key: str) -> pa.Table:
+    """A batch may repeat a key; the shadow keeps the last row given, as Milvus Lite does."""
+    keys = table.column(key).to_numpy(zero_copy_only=False)
+    if len(keys) < 2:
+        return table
+    reversed_keys = keys[::-1]
+    _, first_in_reversed = np.unique(reversed_keys, return_index=True)
+    if len(first_in_reversed) == len(keys):
+        return table
+    keep = np.sort(len(keys) - 1 - first_in_reversed)
+    return table.take(pa.array(keep))
+
+
+def _pg_rows(spec: CollectionSpec, table: pa.Table, partition: str | None) -> Iterator[tuple[Any, ...]]:
+    """Rows for COPY: each column converted once by the type map, then zipped."""
+    fields: list[FieldSpec] = list(spec.fields)
+    columns: list[list[Any]] = []
+    for f in fields:
+        columns.append(rule(f).to_pg(table.column(f.name).combine_chunks(), f))
+    if spec.enable_dynamic_field:
+        meta = FieldSpec(name=META_COLUMN, type="JSON")
+        columns.append(rule(meta).to_pg(table.column(META_COLUMN).combine_chunks(), meta))
+    columns.append([partition] * table.num_rows)
+    return zip(*columns, strict=False)

@@ -1,0 +1,62 @@
+"""Canonical forms of values whose text or container form is not unique.
+
+Two stores can return the same JSON value with keys in another order, or `1.0` where `1` was written;
+the same instant with another UTC offset. Comparing and hashing canonical forms makes those
+spellings equal while every real difference (another number, another key) still shows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+_MAX_EXACT_INT = 2**53
+
+
+def normalize_json_value(value: Any) -> Any:
+    """Integral floats become ints (within 2**53, where the conversion is exact); containers recurse."""
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer() and abs(value) <= _MAX_EXACT_INT:
+            return int(value)
+        return value
+    if isinstance(value, dict):
+        return {str(k): normalize_json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [normalize_json_value(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    """One text per JSON value: sorted keys, no insignificant whitespace, normalised numbers."""
+    if isinstance(value, (bytes, bytearray)):
+        value = json.loads(value)
+    return json.dumps(normalize_json_value(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_json_text(text: str | bytes) -> str:
+    """Canonical form of a JSON document given as text (as PostgreSQL or a foreign file returns it)."""
+    return canonical_json(json.loads(text))
+
+
+def parse_timestamptz(value: Any) -> datetime | None:
+    """An aware UTC datetime from what pymilvus accepts or returns (ISO text with offset, or datetime).
+
+    A text without an offset is ambiguous; Milvus rejects it unless the collection sets a timezone,
+    so it is read as UTC only when it ends in Z or carries an offset, and rejected otherwise.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value / 1_000_000, tz=timezone.utc)
+    else:
+        text = str(value).strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"TIMESTAMPTZ value {value!r} has no timezone offset")
+    return moment.astimezone(timezone.utc)

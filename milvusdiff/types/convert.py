@@ -1,0 +1,86 @@
+"""Rows as pymilvus takes and returns them (a list of dicts) -> one Arrow table in snapshot form.
+
+The same conversion serves the ShadowClient (rows being written) and the Milvus export (rows read
+back by query_iterator), so a value written and the same value read back land in identical Arrow
+form. Work is per column: one list of values per field, converted by the type map in one call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from milvusdiff.types.canonical import canonical_json
+from milvusdiff.types.spec import META_COLUMN, PARTITION_COLUMN, CollectionSpec, FieldSpec
+from milvusdiff.types.typemap import arrow_field, rule
+
+SPEC_METADATA_KEY = b"milvusdiff.spec"
+KEY_METADATA_KEY = b"milvusdiff.key"
+
+
+def snapshot_schema(spec: CollectionSpec, *, with_partition: bool = False) -> pa.Schema:
+    """Columns of a snapshot of this collection, with the key and the spec in the schema metadata."""
+    fields = [arrow_field(f) for f in spec.fields]
+    if spec.enable_dynamic_field:
+        fields.append(pa.field(META_COLUMN, pa.string(), metadata={b"milvusdiff.type": b"JSON"}))
+    if with_partition:
+        fields.append(pa.field(PARTITION_COLUMN, pa.string()))
+    metadata = {KEY_METADATA_KEY: json.dumps([spec.primary.name]).encode(), SPEC_METADATA_KEY: spec.to_json().encode()}
+    return pa.schema(fields, metadata=metadata)
+
+
+def _with_default(values: list[Any], field: FieldSpec) -> list[Any]:
+    """Milvus fills a field's default where a row leaves it out or gives None; so does the shadow."""
+    if field.default_value is None:
+        return values
+    default = field.default_value
+    return [default if v is None else v for v in values]
+
+
+def _dynamic_values(rows: Sequence[Mapping[str, Any]], declared: set[str]) -> list[str]:
+    out = []
+    for row in rows:
+        extra = {k: v for k, v in row.items() if k not in declared and k != META_COLUMN}
+        nested = row.get(META_COLUMN)
+        if isinstance(nested, Mapping):
+            extra = {**nested, **extra}
+        out.append(canonical_json(extra))
+    return out
+
+
+def rows_to_table(
+    rows: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+    spec: CollectionSpec,
+    *,
+    partition: str | None = None,
+    with_partition: bool = False,
+) -> pa.Table:
+    """Convert rows to the snapshot form; missing fields are null (or their default)."""
+    if isinstance(rows, Mapping):
+        rows = [rows]
+    schema = snapshot_schema(spec, with_partition=with_partition)
+    columns: list[pa.Array] = []
+    for field in spec.fields:
+        values = _with_default([row.get(field.name) for row in rows], field)
+        try:
+            columns.append(rule(field).from_python(values, field))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError) as exc:
+            raise ValueError(f"field {field.name!r} ({field.type}): {exc}") from exc
+    if spec.enable_dynamic_field:
+        columns.append(pa.array(_dynamic_values(rows, set(spec.field_names())), pa.string()))
+    if with_partition:
+        columns.append(pa.array([partition] * len(rows), pa.string()))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def iter_tables(
+    batches: Iterable[Sequence[Mapping[str, Any]]], spec: CollectionSpec, *, partition: str | None = None
+) -> Iterable[pa.Table]:
+    """Convert a stream of row batches (e.g. from query_iterator), one table per batch."""
+    with_partition = partition is not None
+    for batch in batches:
+        if batch:
+            yield rows_to_table(batch, spec, partition=partition, with_partition=with_partition)
