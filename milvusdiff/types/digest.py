@@ -87,9 +87,9 @@ def row_digests(table: pa.Table, spec: CollectionSpec) -> pa.FixedSizeBinaryArra
     lengths, data = concat_row_bytes(parts)
     offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
     blobs = pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    pa.table({"b": blobs})
     con = duckdb.connect()
     try:
+        con.register("frame", pa.table({"b": blobs}))
         hashed = con.sql("SELECT unhex(md5(b)) AS d FROM frame").fetch_arrow_table().column("d")
     finally:
         con.close()
