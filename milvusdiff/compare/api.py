@@ -1,0 +1,102 @@
+"""`compare(a, b, **options)`: open both sides, plan, run an engine, finish, arbitrate, report."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from milvusdiff.compare.finish import Finisher, Tally
+from milvusdiff.compare.inputs import open_side
+from milvusdiff.compare.options import CompareOptions, Tolerance
+from milvusdiff.compare.output import workspace
+from milvusdiff.compare.plan import build_plan
+from milvusdiff.compare.result import CompareResult
+from milvusdiff.compare.summary import build_summary
+
+_BATCH_ROWS = 32768
+
+
+def _names(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _tolerance(value: Tolerance | float | tuple[float, float]) -> Tolerance:
+    if isinstance(value, Tolerance):
+        return value
+    if isinstance(value, tuple):
+        return Tolerance(*value)
+    return Tolerance(float(value))
+
+
+def make_options(
+    *,
+    key: str | Iterable[str] | None = None,
+    columns: Iterable[str] | None = None,
+    ignore: str | Iterable[str] | None = None,
+    rename: Mapping[str, str] | None = None,
+    atol: float = 0.0,
+    rtol: float = 0.0,
+    tol: Mapping[str, Tolerance | float | tuple[float, float]] | None = None,
+    journal: str | Path | None = None,
+    out: str | Path | None = None,
+    temp_dir: str | Path | None = None,
+    **rest: Any,
+) -> CompareOptions:
+    """Keyword arguments as a caller would write them -> CompareOptions (see CompareOptions for the rest)."""
+    return CompareOptions(
+        key=_names(key),
+        columns=_names(columns),
+        ignore=_names(ignore),
+        rename=dict(rename or {}),
+        tolerance=Tolerance(atol, rtol),
+        column_tolerance={name: _tolerance(value) for name, value in (tol or {}).items()},
+        journal=Path(journal) if journal is not None else None,
+        out=Path(out) if out is not None else None,
+        temp_dir=Path(temp_dir) if temp_dir is not None else None,
+        **rest,
+    )
+
+
+def _finish(raw: Path, diff: Path, finisher: Finisher) -> Tally:
+    with pq.ParquetWriter(diff, finisher.schema) as writer:
+        for batch in pq.ParquetFile(raw).iter_batches(batch_size=_BATCH_ROWS):
+            writer.write_batch(finisher.process(batch))
+    raw.unlink()
+    return finisher.tally
+
+
+def compare(a: str | Path, b: str | Path, options: CompareOptions | None = None, **kwargs: Any) -> CompareResult:
+    """Diff two snapshots (directories or .parquet files) by key.
+
+    Pass either a CompareOptions or the keyword arguments of make_options (key, columns, ignore,
+    rename, atol, rtol, tol, engine, max_diffs, memory_limit, temp_dir, threads, journal, out).
+    """
+    started = time.perf_counter()
+    opts = options if options is not None else make_options(**kwargs)
+    side_a, side_b = open_side(a, "a"), open_side(b, "b")
+    plan = build_plan(side_a, side_b, opts)
+    engine = importlib.import_module(f"milvusdiff.compare.engine_{opts.engine}")
+    with workspace(opts.out, opts.temp_dir) as space:
+        raw = space.scratch / "raw.parquet"
+        engine.run(plan, side_a, side_b, raw, opts, space.scratch)
+        diff = space.outputs / "diff.parquet"
+        tally = _finish(raw, diff, Finisher(plan))
+        verdicts = None
+        if opts.journal is not None:
+            from milvusdiff.compare.arbitrate import arbitrate
+
+            verdicts = arbitrate(diff, tally, plan, side_a, side_b, opts.journal, space.scratch)
+        summary = build_summary(side_a, side_b, plan, tally, opts, verdicts, time.perf_counter() - started)
+        (space.outputs / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        from milvusdiff.compare.report import write_reports
+
+        write_reports(space.outputs, summary, diff, opts.sample_size)
+    return CompareResult(summary, opts.out)

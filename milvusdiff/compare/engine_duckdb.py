@@ -1,0 +1,124 @@
+"""The default engine: one FULL OUTER JOIN in DuckDB, differing rows COPYed straight to Parquet.
+
+Only the compared columns are read; the per-column mismatch booleans are computed in the join's
+projection and nothing but the differing rows ever leaves DuckDB, which spills to its temp directory
+when the join does not fit in `memory_limit`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from milvusdiff.compare.inputs import Side
+from milvusdiff.compare.options import CompareOptions
+from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
+
+
+def q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _sql_type(arrow_type: pa.DataType) -> str | None:
+    if pa.types.is_integer(arrow_type):
+        return "BIGINT"
+    if pa.types.is_string(arrow_type):
+        return "VARCHAR"
+    if pa.types.is_binary(arrow_type):
+        return "BLOB"
+    return None
+
+
+def _key_select(plan: Plan, side: str) -> str:
+    parts = []
+    for key in plan.keys:
+        source = q(key.name if side == "a" else key.b_name)
+        sql_type = _sql_type(key.arrow_type)
+        parts.append(f"CAST({source} AS {sql_type}) AS {q(key.name)}" if sql_type else f"{source} AS {q(key.name)}")
+    return ", ".join(parts)
+
+
+def _on(left: str, right: str, plan: Plan) -> str:
+    return " AND ".join(f"{left}.{q(k)} IS NOT DISTINCT FROM {right}.{q(k)}" for k in plan.key_names)
+
+
+def _mismatch(column: Column) -> str:
+    x, y = q(a_col(column.name)), q(b_col(column.name))
+    if column.kind is not Kind.FLOAT:
+        return f"{x} IS DISTINCT FROM {y}"
+    x, y = f"{x}::DOUBLE", f"{y}::DOUBLE"
+    tol = column.tolerance
+    if tol.exact:
+        return f"{x} IS DISTINCT FROM {y}"
+    return (
+        f"({x} IS DISTINCT FROM {y} AND NOT coalesce(abs({x} - {y}) <= {tol.atol!r} + {tol.rtol!r} * abs({y}), false))"
+    )
+
+
+def build_sql(plan: Plan, has_dups: bool, limit: int | None) -> str:
+    keys = ", ".join(q(k) for k in plan.key_names)
+    cols_a = "".join(f", {q(c.name)} AS {q(a_col(c.name))}" for c in plan.columns)
+    cols_b = "".join(f", {q(c.b_name)} AS {q(b_col(c.name))}" for c in plan.columns)
+    anti = " ANTI JOIN dups ON {}".format(_on("s", "dups", plan)) if has_dups else ""
+    pick_key = ", ".join(f"CASE WHEN a.__in THEN a.{q(k)} ELSE b.{q(k)} END AS {q(k)}" for k in plan.key_names)
+    flags = "".join(
+        f", CASE WHEN a.__in AND b.__in THEN {_mismatch(c)} END AS {q(flag_col(c.name))}" for c in plan.columns
+    )
+    values = "".join(
+        f", CASE WHEN {q(flag_col(c.name))} THEN {q(side(c.name))} END AS {q(side(c.name))}"
+        for c in plan.columns
+        for side in (a_col, b_col)
+    )
+    any_flag = "".join(f" OR {q(flag_col(c.name))}" for c in plan.columns)
+    sql = f"""
+    WITH a AS (SELECT * FROM (SELECT {_key_select(plan, "a")}{cols_a}, TRUE AS __in FROM A) s{anti}),
+         b AS (SELECT * FROM (SELECT {_key_select(plan, "b")}{cols_b}, TRUE AS __in FROM B) s{anti}),
+         j AS (SELECT {pick_key}, a.__in AS __in_a, b.__in AS __in_b{flags}
+                      {"".join(f", a.{q(a_col(c.name))}, b.{q(b_col(c.name))}" for c in plan.columns)}
+               FROM a FULL OUTER JOIN b ON {_on("a", "b", plan)})
+    SELECT {keys},
+           CASE WHEN __in_b IS NULL THEN 'only_a' WHEN __in_a IS NULL THEN 'only_b' ELSE 'changed' END AS class,
+           CASE WHEN __in_a THEN 1 ELSE 0 END::BIGINT AS count_a,
+           CASE WHEN __in_b THEN 1 ELSE 0 END::BIGINT AS count_b
+           {"".join(f", {q(flag_col(c.name))}" for c in plan.columns)}{values}
+    FROM j WHERE __in_a IS NULL OR __in_b IS NULL{any_flag}
+    """
+    if limit is not None:
+        sql = f"SELECT * FROM ({sql}) LIMIT {int(limit)}"
+    if has_dups:
+        sql = f"""({sql}) UNION ALL BY NAME (
+            SELECT {keys}, CASE WHEN sum(ina) > 1 THEN 'duplicate_a' ELSE 'duplicate_b' END AS class,
+                   sum(ina)::BIGINT AS count_a, sum(inb)::BIGINT AS count_b
+            FROM (SELECT {_key_select(plan, "a")}, 1 AS ina, 0 AS inb FROM A
+                  UNION ALL SELECT {_key_select(plan, "b")}, 0, 1 FROM B) s
+            SEMI JOIN dups ON {_on("s", "dups", plan)}
+            GROUP BY ALL)"""
+    return f"SELECT * FROM ({sql}) ORDER BY {keys}"
+
+
+def run(plan: Plan, side_a: Side, side_b: Side, raw_path: Path, options: CompareOptions, work_dir: Path) -> None:
+    con = duckdb.connect(config={"threads": options.threads, "preserve_insertion_order": False})
+    try:
+        con.execute(f"SET temp_directory = {lit(str(options.temp_dir or work_dir / 'duckdb.tmp'))}")
+        if options.memory_limit:
+            con.execute(f"SET memory_limit = {lit(options.memory_limit)}")
+        for name, side in (("A", side_a), ("B", side_b)):
+            files = ", ".join(lit(f) for f in side.file_list)
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}])")
+        keys = ", ".join(q(k) for k in plan.key_names)
+        con.execute(
+            f"""CREATE TEMP TABLE dups AS
+            SELECT {keys} FROM (SELECT {_key_select(plan, "a")} FROM A) GROUP BY ALL HAVING count(*) > 1
+            UNION SELECT {keys} FROM (SELECT {_key_select(plan, "b")} FROM B) GROUP BY ALL HAVING count(*) > 1"""
+        )
+        has_dups = con.execute("SELECT count(*) FROM dups").fetchall()[0][0] > 0
+        sql = build_sql(plan, has_dups, options.max_diffs)
+        con.execute(f"COPY ({sql}) TO {lit(str(raw_path))} (FORMAT parquet, COMPRESSION uncompressed)")
+    finally:
+        con.close()

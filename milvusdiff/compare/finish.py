@@ -1,0 +1,158 @@
+"""The streaming pass from the engine's intermediate table to diff.parquet, and the tallies on the way.
+
+One implementation for both engines: it normalises types (DuckDB returns vectors as plain lists),
+applies the refinements, builds `changed_columns`, computes vector metrics for changed rows only and
+counts everything the summary reports, one record batch at a time so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from milvusdiff.compare.lists import align, max_abs_per_row, vector_metrics
+from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
+from milvusdiff.compare.refine import still_different
+
+CLASSES = ("only_a", "only_b", "changed", "duplicate_a", "duplicate_b")
+METRICS = ("max_abs", "l2", "cosine")
+ARBITRATION_COLUMNS = ("class", "count_a", "count_b")
+
+
+def metric_col(name: str, metric: str) -> str:
+    return f"{name}__{metric}"
+
+
+def output_schema(plan: Plan) -> pa.Schema:
+    fields = [pa.field(k.name, k.arrow_type) for k in plan.keys]
+    fields += [
+        pa.field("class", pa.string()),
+        pa.field("count_a", pa.int64()),
+        pa.field("count_b", pa.int64()),
+        pa.field("changed_columns", pa.list_(pa.string())),
+    ]
+    for column in plan.columns:
+        fields += [pa.field(a_col(column.name), column.type_a), pa.field(b_col(column.name), column.type_b)]
+        if column.vector:
+            fields += [pa.field(metric_col(column.name, m), pa.float64()) for m in METRICS]
+    fields.append(pa.field("verdict", pa.string()))
+    return pa.schema(fields, metadata={"milvusdiff.key": json.dumps(plan.key_names)})
+
+
+@dataclass
+class ColumnTally:
+    mismatches: int = 0
+    max_deviation: float | None = None
+
+    def add_deviation(self, values: np.ndarray) -> None:
+        values = values[~np.isnan(values)]
+        if values.size:
+            top = float(values.max())
+            self.max_deviation = top if self.max_deviation is None else max(self.max_deviation, top)
+
+
+@dataclass
+class Tally:
+    classes: Counter[str] = field(default_factory=Counter)
+    columns: dict[str, ColumnTally] = field(default_factory=dict)
+    duplicate_keys_a: int = 0
+    duplicate_keys_b: int = 0
+    duplicate_rows_a: int = 0  # rows held under duplicated keys: they are outside the join
+    duplicate_rows_b: int = 0
+    written: int = 0
+    keys: list[pa.RecordBatch] = field(default_factory=list)
+
+
+def _deviation(column: Column, a: pa.Array, b: pa.Array) -> np.ndarray | None:
+    if column.kind is Kind.FLOAT:
+        x = a.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+        y = b.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+        with np.errstate(invalid="ignore"):
+            return np.asarray(np.abs(x - y))
+    if column.kind is Kind.FLOAT_LIST and not column.vector:
+        return max_abs_per_row(align(a, b))
+    if column.kind is Kind.SPARSE:
+        return max_abs_per_row(align(a.field("values"), b.field("values")))
+    return None
+
+
+def _changed_columns(names: list[str], flags: np.ndarray) -> pa.Array:
+    rows, cols = np.nonzero(flags)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=flags.shape[0]))]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.array(names, dtype=object)[cols], pa.string()))
+
+
+class Finisher:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.schema = output_schema(plan)
+        self.tally = Tally(columns={c.name: ColumnTally() for c in plan.columns})
+
+    def _cast(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+        arrays = {}
+        for name in self.schema.names:
+            if name in batch.schema.names:
+                arrays[name] = batch.column(name).cast(self.schema.field(name).type)
+        return arrays
+
+    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        arrays = self._cast(batch)
+        columns = self.plan.columns
+        flags = np.zeros((batch.num_rows, len(columns)), dtype=bool)
+        for i, column in enumerate(columns):
+            flags[:, i] = batch.column(flag_col(column.name)).fill_null(False).to_numpy(zero_copy_only=False)
+            rows = np.flatnonzero(flags[:, i])
+            if column.needs_refinement and rows.size:
+                take = pa.array(rows)
+                a, b = arrays[a_col(column.name)].take(take), arrays[b_col(column.name)].take(take)
+                flags[rows, i] = still_different(column, a, b)
+        is_changed = pc.equal(arrays["class"], "changed").to_numpy(zero_copy_only=False)
+        keep = ~is_changed | flags.any(axis=1)
+        flags = flags[keep]
+        keep_mask = pa.array(keep)
+        arrays = {name: array.filter(keep_mask) for name, array in arrays.items()}
+        out: dict[str, pa.Array] = {name: arrays[name] for name in [*self.plan.key_names, *ARBITRATION_COLUMNS]}
+        out["changed_columns"] = _changed_columns([c.name for c in columns], flags)
+        for i, column in enumerate(columns):
+            flag = pa.array(flags[:, i])
+            for side in (a_col, b_col):
+                out[side(column.name)] = pc.if_else(flag, arrays[side(column.name)], None)
+            self._measure(column, flags[:, i], out)
+        out["verdict"] = pa.nulls(len(flags), pa.string())
+        result = pa.RecordBatch.from_arrays([out[n] for n in self.schema.names], schema=self.schema)
+        self._count(result)
+        return result
+
+    def _measure(self, column: Column, flag: np.ndarray, out: dict[str, pa.Array]) -> None:
+        tally = self.tally.columns[column.name]
+        tally.mismatches += int(flag.sum())
+        a, b = out[a_col(column.name)], out[b_col(column.name)]
+        if column.vector:
+            metrics = vector_metrics(a, b)
+            for metric, values in zip(METRICS, metrics, strict=True):
+                out[metric_col(column.name, metric)] = pa.array(values, pa.float64(), mask=~flag)
+            tally.add_deviation(metrics[0][flag])
+            return
+        rows = np.flatnonzero(flag)
+        if rows.size:
+            deviation = _deviation(column, a.take(pa.array(rows)), b.take(pa.array(rows)))
+            if deviation is not None:
+                tally.add_deviation(deviation)
+
+    def _count(self, result: pa.RecordBatch) -> None:
+        tally = self.tally
+        tally.written += result.num_rows
+        classes = result.column("class").to_numpy(zero_copy_only=False)
+        tally.classes.update(classes.tolist())
+        is_dup = np.char.startswith(classes.astype(str), "duplicate")
+        count_a, count_b = result.column("count_a").to_numpy(), result.column("count_b").to_numpy()
+        tally.duplicate_keys_a += int((count_a > 1).sum())
+        tally.duplicate_keys_b += int((count_b > 1).sum())
+        tally.duplicate_rows_a += int(count_a[is_dup].sum())
+        tally.duplicate_rows_b += int(count_b[is_dup].sum())
+        tally.keys.append(result.select([*self.plan.key_names, *ARBITRATION_COLUMNS]))

@@ -1,0 +1,85 @@
+"""Element-wise arithmetic over Arrow list columns with numpy, for the few rows an engine flagged.
+
+Rows are compared only where both sides hold a list of the same length; every other pairing
+(null against a list, different lengths) is a difference by definition and needs no arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from milvusdiff.compare.options import Tolerance
+
+
+@dataclass(frozen=True)
+class Aligned:
+    """Flattened elements of the rows in `rows`, which have equal, non-null lengths on both sides."""
+
+    rows: np.ndarray  # indices into the input arrays
+    owner: np.ndarray  # for each element, its position in `rows`
+    a: np.ndarray  # float64 elements, NaN where null
+    b: np.ndarray
+    a_null: np.ndarray
+    b_null: np.ndarray
+
+
+def _flat(array: pa.Array, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    values = array.take(pa.array(rows, pa.int64())).flatten().cast(pa.float64())
+    nulls = values.is_null().to_numpy(zero_copy_only=False)
+    return values.fill_null(np.nan).to_numpy(zero_copy_only=False), nulls
+
+
+def align(a: pa.Array, b: pa.Array) -> Aligned:
+    len_a = pc.list_value_length(a).to_numpy(zero_copy_only=False)
+    len_b = pc.list_value_length(b).to_numpy(zero_copy_only=False)
+    valid = a.is_valid().to_numpy(zero_copy_only=False) & b.is_valid().to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(valid & (np.nan_to_num(len_a, nan=-1) == np.nan_to_num(len_b, nan=-1)))
+    lengths = len_a[rows].astype(np.int64)
+    flat_a, null_a = _flat(a, rows)
+    flat_b, null_b = _flat(b, rows)
+    return Aligned(rows, np.repeat(np.arange(len(rows)), lengths), flat_a, flat_b, null_a, null_b)
+
+
+def within(aligned: Aligned, tolerance: Tolerance) -> np.ndarray:
+    """Per aligned row: every element satisfies |a - b| <= atol + rtol * |b| (NaN = NaN, null = null)."""
+    x, y = aligned.a, aligned.b
+    with np.errstate(invalid="ignore", over="ignore"):
+        close = (x == y) | (np.isnan(x) & np.isnan(y)) | (np.abs(x - y) <= tolerance.atol + tolerance.rtol * np.abs(y))
+    ok = np.where(aligned.a_null | aligned.b_null, aligned.a_null & aligned.b_null, close)
+    bad = np.bincount(aligned.owner[~ok], minlength=len(aligned.rows))
+    return np.asarray(bad == 0)
+
+
+def elementwise_equal(a: pa.Array, b: pa.Array, tolerance: Tolerance) -> np.ndarray:
+    """Per row of the inputs; rows that do not align are unequal."""
+    aligned = align(a, b)
+    result = np.zeros(len(a), dtype=bool)
+    result[aligned.rows] = within(aligned, tolerance)
+    return result
+
+
+def max_abs_per_row(aligned: Aligned) -> np.ndarray:
+    deviation = np.abs(aligned.a - aligned.b)
+    result = np.full(len(aligned.rows), -np.inf)
+    np.maximum.at(result, aligned.owner, deviation)
+    return np.where(np.isneginf(result), 0.0, result)
+
+
+def vector_metrics(a: pa.Array, b: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Max abs deviation, L2 distance and cosine distance per row, NaN where a row does not align."""
+    aligned = align(a, b)
+    dim = len(aligned.a) // max(len(aligned.rows), 1)
+    x = aligned.a.reshape(len(aligned.rows), dim)
+    y = aligned.b.reshape(len(aligned.rows), dim)
+    out = [np.full(len(a), np.nan) for _ in range(3)]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        d = x - y
+        out[0][aligned.rows] = np.abs(d).max(axis=1, initial=0.0)
+        out[1][aligned.rows] = np.sqrt(np.einsum("ij,ij->i", d, d))
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x) * np.einsum("ij,ij->i", y, y))
+        out[2][aligned.rows] = 1.0 - np.einsum("ij,ij->i", x, y) / norms
+    return out[0], out[1], out[2]

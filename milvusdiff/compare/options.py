@@ -1,0 +1,80 @@
+"""What a comparison was asked to do, parsed once so engines never see raw CLI strings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from milvusdiff.errors import CompareError
+
+ENGINES = ("duckdb", "polars")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """|a - b| <= atol + rtol * |b|; the default (0, 0) means exact, since the shadow store keeps exact bits."""
+
+    atol: float = 0.0
+    rtol: float = 0.0
+
+    @property
+    def exact(self) -> bool:
+        return self.atol == 0.0 and self.rtol == 0.0
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    key: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    rename: dict[str, str] = field(default_factory=dict)
+    tolerance: Tolerance = Tolerance()
+    column_tolerance: dict[str, Tolerance] = field(default_factory=dict)
+    engine: str = "duckdb"
+    max_diffs: int | None = None
+    memory_limit: str | None = None
+    temp_dir: Path | None = None
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    journal: Path | None = None
+    out: Path | None = None
+    sample_size: int = 20
+
+    def tolerance_for(self, column: str) -> Tolerance:
+        return self.column_tolerance.get(column, self.tolerance)
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise CompareError(f"unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
+        if self.max_diffs is not None and self.max_diffs < 1:
+            raise CompareError("--max-diffs must be at least 1")
+        for tol in (self.tolerance, *self.column_tolerance.values()):
+            if tol.atol < 0 or tol.rtol < 0:
+                raise CompareError("tolerances must not be negative")
+
+
+def parse_rename(items: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """`a_name=b_name` pairs, as `--map` takes them."""
+    rename: dict[str, str] = {}
+    for item in items:
+        a_name, sep, b_name = item.partition("=")
+        if not sep or not a_name or not b_name:
+            raise CompareError(f"--map expects A_NAME=B_NAME, got {item!r}")
+        rename[a_name] = b_name
+    return rename
+
+
+def parse_column_tolerance(items: list[str] | tuple[str, ...]) -> dict[str, Tolerance]:
+    """`COL=ATOL[,RTOL]` pairs, as `--tol` takes them."""
+    result: dict[str, Tolerance] = {}
+    for item in items:
+        column, sep, values = item.partition("=")
+        parts = values.split(",")
+        try:
+            if not sep or not column or len(parts) > 2:
+                raise ValueError
+            numbers = [float(part) for part in parts]
+        except ValueError:
+            raise CompareError(f"--tol expects COL=ATOL[,RTOL], got {item!r}") from None
+        result[column] = Tolerance(numbers[0], numbers[1] if len(numbers) > 1 else 0.0)
+    return result

@@ -1,0 +1,73 @@
+"""Pair the non-key columns of both sides and decide how each pair is compared."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from milvusdiff.compare.inputs import Side
+from milvusdiff.compare.options import CompareOptions
+from milvusdiff.compare.plan.kinds import family, is_vector, kind_of
+from milvusdiff.compare.plan.model import Column, KeyColumn, Plan
+from milvusdiff.errors import CompareError
+
+
+def build_columns(side_a: Side, side_b: Side, keys: tuple[KeyColumn, ...], options: CompareOptions) -> Plan:
+    rename = options.rename
+    names_a = [n for n in side_a.schema.names if n not in {k.name for k in keys}]
+    names_b = [n for n in side_b.schema.names if n not in {k.b_name for k in keys}]
+    _check_named(options, names_a, names_b)
+    wanted = set(options.columns) if options.columns else None
+    ignored = set(options.ignore)
+    inverse = {b: a for a, b in rename.items()}
+
+    def selected(a_name: str) -> bool:
+        return (wanted is None or a_name in wanted) and a_name not in ignored and rename.get(a_name) not in ignored
+
+    columns: list[Column] = []
+    only_a: list[str] = []
+    incomparable: dict[str, str] = {}
+    for name in filter(selected, names_a):
+        b_name = rename.get(name, name)
+        if b_name not in names_b:
+            only_a.append(name)
+            continue
+        field_a, field_b = side_a.schema.field(name), side_b.schema.field(b_name)
+        if family(field_a.type) != family(field_b.type):
+            incomparable[name] = f"{field_a.type} vs {field_b.type}"
+            continue
+        _check_width(name, field_a.type, field_b.type)
+        columns.append(
+            Column(
+                name,
+                b_name,
+                kind_of(field_a, field_b),
+                options.tolerance_for(name),
+                field_a.type,
+                field_b.type,
+                vector=is_vector(field_a) and is_vector(field_b),
+            )
+        )
+    targets = {rename.get(n, n) for n in names_a}
+    only_b = [n for n in names_b if n not in targets and selected(inverse.get(n, n))]
+    return Plan(keys, tuple(columns), tuple(only_a), tuple(only_b), incomparable, tuple(sorted(ignored)))
+
+
+def _check_width(name: str, type_a: pa.DataType, type_b: pa.DataType) -> None:
+    """Vectors of different dimensions are not two versions of one collection: refuse, do not diff."""
+    for check, width in ((pa.types.is_fixed_size_list, "list_size"), (pa.types.is_fixed_size_binary, "byte_width")):
+        if check(type_a) and check(type_b) and getattr(type_a, width) != getattr(type_b, width):
+            raise CompareError(
+                f"column {name!r}: dimension mismatch, {getattr(type_a, width)} in A vs {getattr(type_b, width)} in B"
+            )
+
+
+def _check_named(options: CompareOptions, names_a: list[str], names_b: list[str]) -> None:
+    known = set(names_a) | set(names_b)
+    for option, names in (
+        ("--columns", options.columns),
+        ("--ignore", options.ignore),
+        ("--tol", options.column_tolerance),
+    ):
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise CompareError(f"{option}: no such column in either input: {', '.join(unknown)}")
