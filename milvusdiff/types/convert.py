@@ -76,6 +76,24 @@ def rows_to_table(
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def table_to_rows(table: pa.Table, spec: CollectionSpec) -> list[dict[str, Any]]:
+    """The inverse of rows_to_table: rows pymilvus accepts, for writing snapshot rows back (repair).
+
+    Meant for the few rows being repaired, not whole collections.
+    """
+    columns: dict[str, list[Any]] = {}
+    for field in spec.fields:
+        if field.name in table.column_names:
+            columns[field.name] = rule(field).to_milvus(table.column(field.name).combine_chunks(), field)
+    rows = (
+        [dict(zip(columns, values, strict=False)) for values in zip(*columns.values(), strict=False)] if columns else []
+    )
+    if spec.enable_dynamic_field and META_COLUMN in table.column_names:
+        for row, meta in zip(rows, table.column(META_COLUMN).to_pylist(), strict=False):
+            row.update(json.loads(meta) if meta else {})
+    return rows
+
+
 def iter_tables(
     batches: Iterable[Sequence[Mapping[str, Any]]], spec: CollectionSpec, *, partition: str | None = None
 ) -> Iterable[pa.Table]:

@@ -47,6 +47,8 @@ class TypeRule:
     to_pg: Callable[[pa.Array, FieldSpec], list[Any]]
     from_pg: Callable[[pa.Array, FieldSpec], pa.Array]
     canonical_bytes: Callable[[pa.Array, FieldSpec], Bytes]
+    # snapshot column -> values pymilvus accepts on insert/upsert (used to write a row back, e.g. repair)
+    to_milvus: Callable[[pa.Array, FieldSpec], list[Any]] = lambda arr, _: arr.to_pylist()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,6 +168,7 @@ def _json_rule() -> TypeRule:
         to_pg=_json_to_pg,
         from_pg=_json_from_pg,
         canonical_bytes=lambda arr, _: _string_bytes(arr),
+        to_milvus=lambda arr, _: [None if t is None else json.loads(t) for t in arr.to_pylist()],
     )
 
 
@@ -180,6 +183,7 @@ def _timestamp_rule() -> TypeRule:
         to_pg=_identity_list,
         from_pg=lambda arr, _: arr.cast(TIMESTAMP_TYPE),
         canonical_bytes=lambda arr, _: _fixed_width_bytes(arr.cast(pa.int64()), np.dtype("<i8")),
+        to_milvus=lambda arr, _: [None if t is None else t.isoformat() for t in arr.to_pylist()],
     )
 
 
@@ -338,9 +342,23 @@ def _bfloat16_decode(value: Any) -> np.ndarray:
 
 
 def _float_vector_rule(
-    decode: Callable[[Any], np.ndarray], encode: Callable[[np.ndarray], np.ndarray], storage_width: int
+    decode: Callable[[Any], np.ndarray],
+    encode: Callable[[np.ndarray], np.ndarray],
+    storage_width: int,
+    milvus_takes_bytes: bool = False,
 ) -> TypeRule:
-    """Vectors decoded to float32 in snapshots; `encode` turns float32 rows into the stored encoding."""
+    """Vectors decoded to float32 in snapshots; `encode` turns float32 rows into the stored encoding.
+
+    pymilvus takes float32/float16 vectors as numpy rows, bfloat16 as raw bytes.
+    """
+
+    def to_milvus(arr: pa.Array, spec: FieldSpec) -> list[Any]:
+        encoded = encode(_fixed_list_matrix(arr, "<f4"))
+        nulls = _null_mask(arr)
+        return [
+            None if null else (row.tobytes() if milvus_takes_bytes else row)
+            for row, null in zip(encoded, nulls, strict=False)
+        ]
 
     def from_python(values: Sequence[Any], spec: FieldSpec) -> pa.Array:
         matrix, nulls = _stack(values, _require_dim(spec), decode)
@@ -370,6 +388,7 @@ def _float_vector_rule(
         to_pg=to_pg,
         from_pg=from_pg,
         canonical_bytes=canonical,
+        to_milvus=to_milvus,
     )
 
 
@@ -417,6 +436,10 @@ def _int8_vector_rule() -> TypeRule:
             nulls,
         )
 
+    def to_milvus(arr: pa.Array, spec: FieldSpec) -> list[Any]:
+        matrix = _fixed_list_matrix(arr, "i1")
+        return [None if null else row for row, null in zip(matrix, _null_mask(arr), strict=False)]
+
     return TypeRule(
         arrow=lambda spec: pa.list_(pa.int8(), _require_dim(spec)),
         pg=lambda _: "bytea",
@@ -424,6 +447,7 @@ def _int8_vector_rule() -> TypeRule:
         to_pg=to_pg,
         from_pg=from_pg,
         canonical_bytes=canonical,
+        to_milvus=to_milvus,
     )
 
 
@@ -583,6 +607,9 @@ def _sparse_rule() -> TypeRule:
         to_pg=_sparse_to_pg,
         from_pg=_sparse_from_pg,
         canonical_bytes=_sparse_canonical,
+        to_milvus=lambda arr, _: [
+            None if v is None else dict(zip(v["indices"], v["values"], strict=False)) for v in arr.to_pylist()
+        ],
     )
 
 
@@ -605,7 +632,7 @@ RULES: dict[str, TypeRule] = {
     "ARRAY": _array_rule(),
     "FLOAT_VECTOR": _float_vector_rule(_float32_decode, lambda m: m.astype("<f4"), 4),
     "FLOAT16_VECTOR": _float_vector_rule(_float16_decode, lambda m: m.astype("<f2"), 2),
-    "BFLOAT16_VECTOR": _float_vector_rule(_bfloat16_decode, _to_bfloat16, 2),
+    "BFLOAT16_VECTOR": _float_vector_rule(_bfloat16_decode, _to_bfloat16, 2, milvus_takes_bytes=True),
     "INT8_VECTOR": _int8_vector_rule(),
     "BINARY_VECTOR": _binary_vector_rule(),
     "SPARSE_FLOAT_VECTOR": _sparse_rule(),
