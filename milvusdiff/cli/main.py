@@ -72,7 +72,9 @@ def _register_commands() -> None:
 
 
 # One line per command module; keep the list sorted.
-_COMMAND_MODULES: list[str] = []
+_COMMAND_MODULES: list[str] = [
+    "compare",
+]
 
 
 def main(argv: list[str] | None = None) -> None:

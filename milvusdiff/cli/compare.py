@@ -1,0 +1,100 @@
+"""`milvusdiff compare A B`: parse options, call milvusdiff.compare, print, exit as diff(1) does."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from milvusdiff.cli.main import cli
+
+
+def _split(values: tuple[str, ...]) -> tuple[str, ...]:
+    """`--columns a,b --columns c` and `--columns a --columns b,c` mean the same."""
+    return tuple(name for value in values for name in value.split(",") if name)
+
+
+@cli.command("compare")
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+@click.option("--key", multiple=True, help="Key column (repeat for a composite key). Default: from metadata.")
+@click.option("--columns", multiple=True, help="Compare only these columns (comma-separated or repeated).")
+@click.option("--ignore", multiple=True, help="Do not compare this column (repeatable).")
+@click.option("--map", "rename", multiple=True, metavar="A_NAME=B_NAME", help="Column renamed in B (repeatable).")
+@click.option("--atol", type=float, default=0.0, show_default=True, help="Absolute float tolerance.")
+@click.option("--rtol", type=float, default=0.0, show_default=True, help="Relative float tolerance (of |b|).")
+@click.option("--tol", multiple=True, metavar="COL=ATOL[,RTOL]", help="Tolerance for one column (repeatable).")
+@click.option("--engine", type=click.Choice(["duckdb", "polars"]), default="duckdb", show_default=True)
+@click.option("--max-diffs", type=int, help="Stop after N differing keys; counts become lower bounds.")
+@click.option("--memory-limit", help="DuckDB memory limit, e.g. 2GB; beyond it the join spills to disk.")
+@click.option("--temp-dir", type=click.Path(path_type=Path), help="Where DuckDB spills and scratch files go.")
+@click.option("--threads", type=int, help="Engine threads [default: all cores].")
+@click.option("--journal", type=click.Path(path_type=Path), help="Journal snapshot or LMDB journal: arbitrate.")
+@click.option("--out", type=click.Path(path_type=Path), help="Write summary.json, diff.parquet, report.md/.html here.")
+@click.option("--sample", type=int, default=20, show_default=True, help="Differences per class shown in reports.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def compare_command(
+    a: Path,
+    b: Path,
+    key: tuple[str, ...],
+    columns: tuple[str, ...],
+    ignore: tuple[str, ...],
+    rename: tuple[str, ...],
+    atol: float,
+    rtol: float,
+    tol: tuple[str, ...],
+    engine: str,
+    max_diffs: int | None,
+    memory_limit: str | None,
+    temp_dir: Path | None,
+    threads: int | None,
+    journal: Path | None,
+    out: Path | None,
+    sample: int,
+    fmt: str,
+) -> None:
+    """Diff two snapshots by key; exit 0 when equal, 1 when they differ, 2 on trouble.
+
+    A and B are snapshot directories (manifest.json + part-*.parquet) or .parquet files; any two
+    Parquet files with a common key column work.
+
+    \b
+    Examples:
+      milvusdiff compare snap/milvus snap/pg --out diff
+      milvusdiff compare a.parquet b.parquet --key id --atol 1e-6 --ignore updated_at
+      milvusdiff compare a.parquet b.parquet --key tenant --key doc --map text=body
+      milvusdiff compare snap/milvus snap/pg --journal snap/journal --format json
+    """
+    from milvusdiff.compare import compare, make_options
+    from milvusdiff.compare.options import parse_column_tolerance, parse_rename
+    from milvusdiff.compare.terminal import print_summary
+
+    extra = {"threads": threads} if threads else {}
+    options = make_options(
+        key=key,
+        columns=_split(columns),
+        ignore=_split(ignore),
+        rename=parse_rename(rename),
+        atol=atol,
+        rtol=rtol,
+        tol=parse_column_tolerance(tol),
+        engine=engine,
+        max_diffs=max_diffs,
+        memory_limit=memory_limit,
+        temp_dir=temp_dir,
+        journal=journal,
+        out=out,
+        sample_size=sample,
+        **extra,
+    )
+    result = compare(a, b, options)
+    if fmt == "json":
+        click.echo(json.dumps(result.summary, indent=2))
+    else:
+        print_summary(result.summary)
+        if out is not None:
+            click.echo(f"outputs: {out}")
+    # SystemExit, not ctx.exit: main() runs click with standalone_mode=False, which swallows click's Exit.
+    sys.exit(result.exit_code)
