@@ -31,7 +31,9 @@ from milvusdiff.client.outcome import outcome_unknown
 from milvusdiff.config import Settings, redact
 from milvusdiff.errors import InDoubtError, MilvusDiffError, SchemaError, SyncError
 from milvusdiff.services.journal import Journal
+from milvusdiff.services.milvus import milvus_client_kwargs
 from milvusdiff.services.pg import PendingWrite, ShadowStore, check_identifier
+from milvusdiff.services.pg_target import resolve_pg_conn
 from milvusdiff.types.convert import rows_to_table
 from milvusdiff.types.digest import row_digests
 from milvusdiff.types.spec import DEFAULT_PARTITION, CollectionSpec
@@ -40,15 +42,6 @@ from milvusdiff.types.typemap import validate_field
 log = logging.getLogger(__name__)
 
 _KEY_QUERY_BATCH = 16384
-
-
-def pg_conninfo(settings: Settings) -> str:
-    """The configured PostgreSQL, or the embedded server under the milvusdiff home, started on demand."""
-    if settings.pg_conn:
-        return settings.pg_conn
-    from milvusdiff.services.embedded_pg import ensure_embedded_pg
-
-    return ensure_embedded_pg(settings.home / "pg")
 
 
 class ShadowClient(MilvusClient):
@@ -74,19 +67,11 @@ class ShadowClient(MilvusClient):
         settings = Settings.resolve(
             milvus_uri=uri, milvus_token=token or None, pg_conn=pg_conn, journal_path=journal_path
         )
-        if settings.milvus_uri.endswith(".db"):
-            Path(settings.milvus_uri).parent.mkdir(parents=True, exist_ok=True)
         super().__init__(
-            uri=settings.milvus_uri,
-            user=user,
-            password=password,
-            db_name=db_name,
-            token=settings.milvus_token or "",
-            timeout=timeout,
-            **kwargs,
+            **milvus_client_kwargs(settings), user=user, password=password, db_name=db_name, timeout=timeout, **kwargs
         )
         self.settings = settings
-        self.shadow = ShadowStore(pg_conninfo(settings))
+        self.shadow = ShadowStore(resolve_pg_conn(settings))
         self.journal = Journal(settings.journal_path)
         self._specs: dict[str, CollectionSpec] = {}
         self._specs_lock = threading.Lock()
