@@ -28,13 +28,23 @@ from typing import Any
 import lmdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from milvusdiff.errors import JournalError
 from milvusdiff.types.spec import CollectionSpec
 
 EXISTS, DELETED, IN_DOUBT = 1, 2, 3
 STATE_NAMES = {EXISTS: "EXISTS", DELETED: "DELETED", IN_DOUBT: "IN_DOUBT"}
-OPS = ("insert", "upsert", "delete", "drop_partition", "drop_collection", "repair", "create_partition")
+OPS = (
+    "insert",
+    "upsert",
+    "delete",
+    "drop_partition",
+    "drop_collection",
+    "repair",
+    "create_partition",
+    "repair_delete",
+)
 OP_CODES = {name: code for code, name in enumerate(OPS, start=1)}
 FLAG_DUPLICATE_INSERT = 1
 FLAG_PG_MISSING = 2
@@ -228,7 +238,7 @@ class Journal:
             flags = 0
             if status == "in_doubt":
                 state = IN_DOUBT
-            elif op in ("delete", "drop_partition"):
+            elif op in ("delete", "drop_partition", "repair_delete"):
                 state, digest = DELETED, _NO_DIGEST
             else:
                 state = EXISTS
@@ -306,6 +316,16 @@ class Journal:
                     keys, values = [], []
             if keys:
                 yield _state_batch(keys, values, key_name, key_type)
+
+    def unsettled_keys(self, collection: str, key_name: str, key_type: pa.DataType) -> list[Key]:
+        """Keys whose last write is IN_DOUBT or reached only Milvus (pg_missing): what repair must look at."""
+        found: list[Key] = []
+        for batch in self.iter_state_batches(collection, key_name, key_type):
+            in_doubt = pc.equal(batch.column("state"), "IN_DOUBT")
+            joined = pc.binary_join(batch.column("flags"), ",")
+            pg_missing = pc.fill_null(pc.match_substring(joined, FLAG_NAMES[FLAG_PG_MISSING]), False)
+            found.extend(batch.column(key_name).filter(pc.or_(in_doubt, pg_missing)).to_pylist())
+        return found
 
     def iter_ops(self, collection: str | None = None) -> Iterator[dict[str, Any]]:
         with self._env.begin() as txn, txn.cursor(db=self._ops) as cur:

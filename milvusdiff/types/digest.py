@@ -17,11 +17,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from milvusdiff.types.spec import META_COLUMN, CollectionSpec, FieldSpec
+from milvusdiff.types.spec import META_FIELD, CollectionSpec
 from milvusdiff.types.typemap import Bytes, rule
 
 DIGEST_TYPE = pa.binary(16)
-_META_FIELD = FieldSpec(name=META_COLUMN, type="JSON", nullable=True)
 
 
 def concat_row_bytes(parts: Sequence[Bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -74,14 +73,14 @@ def row_digests(table: pa.Table, spec: CollectionSpec) -> pa.FixedSizeBinaryArra
     parts: list[Bytes] = []
     fields = list(spec.fields)
     if spec.enable_dynamic_field:
-        fields.append(_META_FIELD)
+        fields.append(META_FIELD)
     for field in fields:
         column = _column(table, field.name)
         if column is None:
             nulls = np.ones(n, dtype=bool)
             parts.append((np.zeros(n, np.int64), np.zeros(0, np.uint8), nulls))
             continue
-        if field is _META_FIELD and column.null_count:
+        if field is META_FIELD and column.null_count:
             column = column.fill_null("{}")
         parts.append(rule(field).canonical_bytes(column, field))
     lengths, data = concat_row_bytes(parts)

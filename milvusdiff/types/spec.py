@@ -147,3 +147,7 @@ def _field_from_milvus(f: dict[str, Any]) -> FieldSpec:
         max_capacity=int(max_capacity) if max_capacity is not None else None,
         is_partition_key=bool(f.get("is_partition_key", False)),
     )
+
+
+# The dynamic field, held like a nullable JSON field in every store.
+META_FIELD = FieldSpec(name=META_COLUMN, type="JSON", nullable=True)

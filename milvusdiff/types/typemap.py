@@ -308,6 +308,8 @@ def _binary_matrix(arr: pa.Array, width: int, name: str) -> tuple[np.ndarray, np
     bad = (~nulls) & (lengths != width)
     if bad.any():
         raise ValueError(f"column {name!r}: stored vector of {int(lengths[bad][0])} bytes, expected {width}")
+    if not nulls.any():  # every value has width bytes, back to back: a view instead of a gather
+        return data[int(offsets[0]) : int(offsets[-1])].reshape(len(large), width), nulls
     matrix = np.zeros((len(large), width), dtype=np.uint8)
     if (~nulls).any():
         starts = offsets[:-1][~nulls]

@@ -1,0 +1,1 @@
+"""Workflows that combine the stores: validate, repair, demo."""

@@ -1,0 +1,71 @@
+"""Rows of a few named keys from Milvus and from the PostgreSQL shadow, in snapshot form.
+
+Repair and the checks look at the handful of keys a comparison flagged; a keyed read is far
+cheaper than another export. Both readers return the same columns (snapshot form plus
+`$partition`), so their rows can be digested and written across.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import adbc_driver_postgresql.dbapi as adbc
+import pyarrow as pa
+from psycopg import sql
+from pymilvus import MilvusClient
+
+from milvusdiff.services.pg import ShadowStore, shadow_columns
+from milvusdiff.types.convert import rows_to_table, snapshot_schema
+from milvusdiff.types.spec import DEFAULT_PARTITION, META_FIELD, PARTITION_COLUMN, CollectionSpec
+from milvusdiff.types.typemap import coerce_pg_column
+
+_KEYS_PER_QUERY = 1000
+
+
+def milvus_partitions(client: MilvusClient, spec: CollectionSpec) -> list[str | None]:
+    """Partitions to read one by one, so each row's partition is known; None under a partition key."""
+    if spec.has_partition_key:
+        return [None]
+    return list(client.list_partitions(spec.name)) or [DEFAULT_PARTITION]
+
+
+def milvus_rows(client: MilvusClient, spec: CollectionSpec, keys: Sequence[Any]) -> pa.Table:
+    """The rows Milvus holds for these keys (every copy, if a server kept duplicates)."""
+    tables = []
+    key = spec.primary.name
+    for partition in milvus_partitions(client, spec):
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = list(keys[start : start + _KEYS_PER_QUERY])
+            rows = MilvusClient.query(
+                client,
+                spec.name,
+                filter=f"{key} in {json.dumps(chunk, ensure_ascii=False)}",
+                output_fields=["*"],
+                partition_names=[partition] if partition else None,
+            )
+            if rows:
+                tables.append(rows_to_table(list(rows), spec, partition=partition, with_partition=True))
+    if not tables:
+        return snapshot_schema(spec, with_partition=True).empty_table()
+    return pa.concat_tables(tables)
+
+
+def pg_rows(store: ShadowStore, spec: CollectionSpec, keys: Sequence[Any]) -> pa.Table:
+    """The shadow rows for these keys, read as Arrow (ADBC) and coerced by the type map."""
+    where = sql.SQL("{} = ANY($1)").format(sql.Identifier(spec.primary.name))
+    query = store.render(store.select_sql(spec, where))
+    with adbc.connect(store.conninfo) as conn, conn.cursor() as cur:
+        cur.execute(query, parameters=(list(keys),))
+        raw = cur.fetch_arrow_table()
+    schema = snapshot_schema(spec, with_partition=True)
+    columns = []
+    for name, _ in shadow_columns(spec):
+        column = raw.column(name).combine_chunks()
+        if name == PARTITION_COLUMN:
+            columns.append(column.cast(pa.string()))
+        else:
+            field = spec.field(name) if name in spec.field_names() else META_FIELD
+            columns.append(coerce_pg_column(column, field))
+    return pa.Table.from_arrays(columns, schema=schema)
