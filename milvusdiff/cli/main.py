@@ -34,7 +34,9 @@ def connection_options(func: F) -> F:
         click.option("--milvus-uri", envvar="MILVUS_URI", help="Milvus URI or Milvus Lite path [env MILVUS_URI]."),
         click.option("--milvus-token", envvar="MILVUS_TOKEN", help="Milvus token [env MILVUS_TOKEN]."),
         click.option("--pg-conn", envvar="PG_CONN", help="PostgreSQL connection string [env PG_CONN]."),
-        click.option("--journal", "journal_path", envvar="MILVUSDIFF_JOURNAL", help="LMDB journal path [env MILVUSDIFF_JOURNAL]."),
+        click.option(
+            "--journal", "journal_path", envvar="MILVUSDIFF_JOURNAL", help="LMDB journal path [env MILVUSDIFF_JOURNAL]."
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -82,9 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     _register_commands()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="milvusdiff", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        # Without standalone mode click returns a command's ctx.exit(code) instead of exiting.
+        returned = cli.main(args=argv, prog_name="milvusdiff", standalone_mode=False)
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_TROUBLE)
@@ -101,4 +102,4 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"milvusdiff: {type(exc).__name__}: {exc}", err=True)
         sys.exit(EXIT_TROUBLE)
-    sys.exit(EXIT_SAME)
+    sys.exit(returned if isinstance(returned, int) else EXIT_SAME)

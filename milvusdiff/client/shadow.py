@@ -47,8 +47,9 @@ _KEY_QUERY_BATCH = 16384
 class ShadowClient(MilvusClient):
     """Drop-in MilvusClient that mirrors writes into PostgreSQL and journals them in LMDB.
 
-    Extra keyword arguments: `pg_conn` (default: PG_CONN, else an embedded server) and
-    `journal_path` (default: MILVUSDIFF_JOURNAL, else ./.milvusdiff/journal).
+    Extra keyword arguments: `pg_conn` (default: PG_CONN, else an embedded server),
+    `journal_path` (default: MILVUSDIFF_JOURNAL, else ./.milvusdiff/journal) and `pg_schema`
+    (the PostgreSQL schema of the shadow tables; default: MILVUSDIFF_PG_SCHEMA, else milvusdiff).
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class ShadowClient(MilvusClient):
         *,
         pg_conn: str | None = None,
         journal_path: str | Path | None = None,
+        pg_schema: str | None = None,
         **kwargs: Any,
     ) -> None:
         settings = Settings.resolve(
@@ -71,7 +73,7 @@ class ShadowClient(MilvusClient):
             **milvus_client_kwargs(settings), user=user, password=password, db_name=db_name, timeout=timeout, **kwargs
         )
         self.settings = settings
-        self.shadow = ShadowStore(resolve_pg_conn(settings))
+        self.shadow = ShadowStore(resolve_pg_conn(settings), schema=pg_schema)
         self.journal = Journal(settings.journal_path)
         self._specs: dict[str, CollectionSpec] = {}
         self._specs_lock = threading.Lock()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -29,7 +30,8 @@ from milvusdiff.types.typemap import rule
 
 log = logging.getLogger(__name__)
 
-SHADOW_SCHEMA = "milvusdiff"
+DEFAULT_SCHEMA = "milvusdiff"
+SCHEMA_ENV = "MILVUSDIFF_PG_SCHEMA"
 REGISTRY_TABLE = "_collections"
 _PG_IDENTIFIER_BYTES = 63
 _COPY_TYPE_NAMES = {
@@ -69,10 +71,6 @@ def shadow_columns(spec: CollectionSpec) -> list[tuple[str, str]]:
     return columns
 
 
-def table_identifier(collection: str) -> sql.Identifier:
-    return sql.Identifier(SHADOW_SCHEMA, collection)
-
-
 class PendingWrite:
     """An open transaction holding one staged write; exactly one of commit() or rollback() ends it."""
 
@@ -106,18 +104,22 @@ class PendingWrite:
 class ShadowStore:
     """The shadow tables of one PostgreSQL database, behind a connection pool."""
 
-    def __init__(self, conninfo: str, *, max_connections: int = 8) -> None:
+    def __init__(self, conninfo: str, *, schema: str | None = None, max_connections: int = 8) -> None:
         self.conninfo = conninfo
+        # One database can hold several independent shadow sets (environments, test runs): one schema each.
+        self.schema = schema or os.environ.get(SCHEMA_ENV) or DEFAULT_SCHEMA
+        check_identifier(self.schema, "PostgreSQL schema")
+        self._registry = sql.Identifier(self.schema, REGISTRY_TABLE)
         try:
             self._pool = ConnectionPool(
                 conninfo, min_size=1, max_size=max_connections, open=True, timeout=30, name="milvusdiff"
             )
             self._pool.wait(timeout=15)
             with self._pool.connection() as conn:
-                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SHADOW_SCHEMA)))
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
                 conn.execute(
                     sql.SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, spec jsonb NOT NULL)").format(
-                        sql.Identifier(SHADOW_SCHEMA, REGISTRY_TABLE)
+                        self._registry
                     )
                 )
         except Exception as exc:
@@ -127,6 +129,9 @@ class ShadowStore:
 
     def close(self) -> None:
         self._pool.close()
+
+    def table(self, collection: str) -> sql.Identifier:
+        return sql.Identifier(self.schema, collection)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -141,32 +146,30 @@ class ShadowStore:
             check_identifier(name, f"field name in collection {spec.name!r}")
         columns = [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in shadow_columns(spec)]
         ddl = sql.SQL("CREATE TABLE {} ({}, PRIMARY KEY ({}))").format(
-            table_identifier(spec.name), sql.SQL(", ").join(columns), sql.Identifier(spec.primary.name)
+            self.table(spec.name), sql.SQL(", ").join(columns), sql.Identifier(spec.primary.name)
         )
         with self._pool.connection() as conn:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table_identifier(spec.name)))
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self.table(spec.name)))
             conn.execute(ddl)
             conn.execute(
                 sql.SQL(
                     "INSERT INTO {} (name, spec) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec"
-                ).format(sql.Identifier(SHADOW_SCHEMA, REGISTRY_TABLE)),
+                ).format(self._registry),
                 (spec.name, spec.to_json()),
             )
 
     def drop_table(self, collection: str) -> None:
         with self._pool.connection() as conn:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table_identifier(collection)))
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self.table(collection)))
             conn.execute(
-                sql.SQL("DELETE FROM {} WHERE name = %s").format(sql.Identifier(SHADOW_SCHEMA, REGISTRY_TABLE)),
+                sql.SQL("DELETE FROM {} WHERE name = %s").format(self._registry),
                 (collection,),
             )
 
     def spec(self, collection: str) -> CollectionSpec | None:
         with self._pool.connection() as conn:
             row = conn.execute(
-                sql.SQL("SELECT spec::text FROM {} WHERE name = %s").format(
-                    sql.Identifier(SHADOW_SCHEMA, REGISTRY_TABLE)
-                ),
+                sql.SQL("SELECT spec::text FROM {} WHERE name = %s").format(self._registry),
                 (collection,),
             ).fetchone()
         return CollectionSpec.from_json(row[0]) if row else None
@@ -184,9 +187,7 @@ class ShadowStore:
         conn, pending = self._begin()
         try:
             stage = sql.Identifier(f"_stage_{id(pending)}")
-            conn.execute(
-                sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(stage, table_identifier(spec.name))
-            )
+            conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(stage, self.table(spec.name)))
             names = sql.SQL(", ").join(sql.Identifier(n) for n, _ in columns)
             with conn.cursor() as cur:
                 with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, names)) as copy:
@@ -200,7 +201,7 @@ class ShadowStore:
                 )
                 cur.execute(
                     sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO UPDATE SET {}").format(
-                        table_identifier(spec.name), names, names, stage, sql.Identifier(spec.primary.name), updates
+                        self.table(spec.name), names, names, stage, sql.Identifier(spec.primary.name), updates
                     )
                 )
         except BaseException:
@@ -216,7 +217,7 @@ class ShadowStore:
             if partition is not None:
                 where = sql.SQL("{} AND {} = %s").format(where, sql.Identifier(PARTITION_COLUMN))
                 params.append(partition)
-            conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(table_identifier(spec.name), where), params)
+            conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(self.table(spec.name), where), params)
         except BaseException:
             pending.rollback()
             raise
@@ -226,14 +227,14 @@ class ShadowStore:
 
     def count(self, collection: str) -> int:
         with self._pool.connection() as conn:
-            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table_identifier(collection))).fetchone()
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(self.table(collection))).fetchone()
         return int(row[0]) if row else 0
 
     def partition_keys(self, spec: CollectionSpec, partition: str) -> list[Any]:
         with self._pool.connection() as conn:
             rows = conn.execute(
                 sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(
-                    sql.Identifier(spec.primary.name), table_identifier(spec.name), sql.Identifier(PARTITION_COLUMN)
+                    sql.Identifier(spec.primary.name), self.table(spec.name), sql.Identifier(PARTITION_COLUMN)
                 ),
                 (partition,),
             ).fetchall()
@@ -243,7 +244,7 @@ class ShadowStore:
         with self._pool.connection() as conn:
             rows = conn.execute(
                 sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s)").format(
-                    sql.Identifier(spec.primary.name), table_identifier(spec.name), sql.Identifier(spec.primary.name)
+                    sql.Identifier(spec.primary.name), self.table(spec.name), sql.Identifier(spec.primary.name)
                 ),
                 (list(keys),),
             ).fetchall()
@@ -252,7 +253,7 @@ class ShadowStore:
     def select_sql(self, spec: CollectionSpec, where: sql.Composable | None = None) -> sql.Composed:
         """The SELECT that reads a shadow table in snapshot column order (for ADBC and for checks)."""
         names = sql.SQL(", ").join(sql.Identifier(n) for n, _ in shadow_columns(spec))
-        query = sql.SQL("SELECT {} FROM {}").format(names, table_identifier(spec.name))
+        query = sql.SQL("SELECT {} FROM {}").format(names, self.table(spec.name))
         if where is not None:
             query = sql.SQL("{} WHERE {}").format(query, where)
         return query
