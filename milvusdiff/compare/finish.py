@@ -15,7 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from milvusdiff.compare.lists import align, max_abs_per_row, vector_metrics
+from milvusdiff.compare.lists import align, elementwise_equal, max_abs_per_row, vector_metrics
+from milvusdiff.compare.options import Tolerance
 from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
 from milvusdiff.compare.refine import still_different
 
@@ -77,7 +78,8 @@ def _deviation(column: Column, a: pa.Array, b: pa.Array) -> np.ndarray | None:
     if column.kind is Kind.FLOAT_LIST and not column.vector:
         return max_abs_per_row(align(a, b))
     if column.kind is Kind.SPARSE:
-        return max_abs_per_row(align(a.field("values"), b.field("values")))
+        same_indices = pa.array(elementwise_equal(a.field("indices"), b.field("indices"), Tolerance()))
+        return max_abs_per_row(align(a.field("values").filter(same_indices), b.field("values").filter(same_indices)))
     return None
 
 

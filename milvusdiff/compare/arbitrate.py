@@ -1,0 +1,105 @@
+"""Journal arbitration: for every differing key, which side holds what was written.
+
+A side is right for a key when it holds exactly what the journal intended: one row whose digest is
+the journal's (EXISTS), or no row at all (DELETED). Digests are computed only for the differing
+rows, from the rows as stored (pyarrow reads them back with their exact types).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from milvusdiff.compare.finish import Tally
+from milvusdiff.compare.inputs import Side
+from milvusdiff.compare.journal_source import DIGEST, journal_states
+from milvusdiff.compare.keyset import fetch_rows
+from milvusdiff.compare.plan import Plan
+from milvusdiff.compare.summary import VERDICTS
+from milvusdiff.errors import CompareError
+from milvusdiff.types.digest import row_digests
+from milvusdiff.types.spec import CollectionSpec
+
+
+def _spec(side: Side, other: Side) -> CollectionSpec:
+    text = side.spec_json or other.spec_json
+    if text is None:
+        raise CompareError("--journal needs the collection spec (milvusdiff.spec metadata) in at least one input")
+    return CollectionSpec.from_json(text)
+
+
+def _side_digests(side: Side, names: list[str], keys: pa.Table, spec: CollectionSpec) -> pa.Table:
+    """Key columns + `digest_<side>` for the given keys, each held exactly once on this side."""
+    rows = fetch_rows(side.file_list, names, keys)
+    digests = row_digests(rows, spec).cast(DIGEST)
+    key_columns = rows.select(names).rename_columns(keys.column_names).cast(keys.schema)
+    return key_columns.append_column(f"digest_{side.label}", digests)
+
+
+def _left_join(left: pa.Table, right: pa.Table, keys: list[str]) -> pa.Table:
+    return left.join(right, keys=keys, join_type="left outer").sort_by("__row")
+
+
+def verdicts_for(table: pa.Table) -> pa.Array:
+    """From columns state, digest, count_a/b, digest_a/b (one row per differing key) to verdicts."""
+    state = table.column("state").combine_chunks()
+    exists, deleted = pc.equal(state, "EXISTS").fill_null(False), pc.equal(state, "DELETED").fill_null(False)
+    ok = {}
+    for label in ("a", "b"):
+        count = table.column(f"count_{label}")
+        holds_intended = pc.and_(
+            pc.equal(count, 1), pc.equal(table.column(f"digest_{label}"), table.column("digest")).fill_null(False)
+        )
+        ok[label] = pc.or_(pc.and_(exists, holds_intended), pc.and_(deleted, pc.equal(count, 0))).to_numpy(
+            zero_copy_only=False
+        )
+    decided = pc.or_(pc.and_(exists, pc.is_valid(table.column("digest"))), deleted)
+    decided_np = np.asarray(decided.to_numpy(zero_copy_only=False))
+    verdict = np.full(table.num_rows, "unknown", dtype=object)
+    verdict[pc.equal(state, "IN_DOUBT").fill_null(False).to_numpy(zero_copy_only=False)] = "in_doubt"
+    verdict[decided_np & ~ok["a"] & ok["b"]] = "a_wrong"
+    verdict[decided_np & ok["a"] & ~ok["b"]] = "b_wrong"
+    verdict[decided_np & ~ok["a"] & ~ok["b"]] = "both_wrong"
+    return pa.array(verdict, pa.string())
+
+
+def _rewrite_verdicts(diff: Path, verdicts: pa.Array, scratch: Path) -> None:
+    parquet = pq.ParquetFile(diff)
+    staged = scratch / "diff.verdicts.parquet"
+    at = 0
+    with pq.ParquetWriter(staged, parquet.schema_arrow) as writer:
+        for batch in parquet.iter_batches(batch_size=32768):
+            index = batch.schema.get_field_index("verdict")
+            writer.write_batch(batch.set_column(index, "verdict", verdicts.slice(at, batch.num_rows)))
+            at += batch.num_rows
+    os.replace(staged, diff)
+
+
+def arbitrate(
+    diff: Path, tally: Tally, plan: Plan, side_a: Side, side_b: Side, journal: Path, scratch: Path
+) -> dict[str, int]:
+    """Fill diff.parquet's `verdict` column; return the count per verdict."""
+    names = plan.key_names
+    listed = pa.Table.from_batches(tally.keys, schema=tally.keys[0].schema) if tally.keys else None
+    if listed is None or listed.num_rows == 0:
+        return dict.fromkeys(VERDICTS, 0)
+    listed = listed.append_column("__row", pa.array(np.arange(listed.num_rows, dtype=np.int64)))
+    keys = listed.select(names)
+    spec_a, spec_b = _spec(side_a, side_b), _spec(side_b, side_a)
+    table = _left_join(listed, journal_states(journal, plan, keys, spec_a), names)
+    exists = pc.equal(table.column("state"), "EXISTS").fill_null(False)
+    for side, spec in ((side_a, spec_a), (side_b, spec_b)):
+        wanted = table.filter(pc.and_(exists, pc.equal(table.column(f"count_{side.label}"), 1))).select(names)
+        side_names = [k.name if side.label == "a" else k.b_name for k in plan.keys]
+        table = _left_join(table, _side_digests(side, side_names, wanted, spec), names)
+    verdicts = verdicts_for(table)
+    _rewrite_verdicts(diff, verdicts, scratch)
+    counts = dict.fromkeys(VERDICTS, 0)
+    for entry in pc.value_counts(verdicts).to_pylist():
+        counts[entry["values"]] = entry["counts"]
+    return counts

@@ -1,0 +1,72 @@
+"""What the journal intended for a set of keys: state and digest, from a journal snapshot or LMDB.
+
+A journal snapshot (export --source journal) is read with a key filter, so only the differing keys
+are loaded; the LMDB journal is asked key by key, which is fine for the differing keys only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from milvusdiff.compare.inputs import KEY_META
+from milvusdiff.compare.keyset import key_filter, select_keys
+from milvusdiff.compare.plan import Plan
+from milvusdiff.errors import CompareError
+from milvusdiff.types.spec import CollectionSpec
+
+STATE_COLUMNS = ("state", "last_seq", "last_op", "digest", "flags")
+DIGEST = pa.binary(16)
+
+
+def _snapshot_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(path.glob("part-*.parquet"))
+    return [path] if path.suffix == ".parquet" else []
+
+
+def _from_snapshot(files: list[Path], plan: Plan, keys: pa.Table) -> pa.Table:
+    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    meta = dataset.schema.metadata or {}
+    names = json.loads(meta[KEY_META]) if KEY_META in meta else plan.key_names
+    missing = [n for n in names if n not in dataset.schema.names]
+    if missing or len(names) != len(plan.keys):
+        raise CompareError(f"journal {files[0].parent}: key {names} does not match the compared key {plan.key_names}")
+    table = dataset.to_table(columns=[*names, "state", "digest"], filter=key_filter(dataset, names, keys))
+    table = select_keys(table, names, keys)
+    return table.rename_columns([*plan.key_names, "state", "digest"]).cast(
+        pa.schema([*keys.schema, pa.field("state", pa.string()), pa.field("digest", DIGEST)])
+    )
+
+
+def _from_lmdb(path: Path, plan: Plan, keys: pa.Table, spec: CollectionSpec) -> pa.Table:
+    from milvusdiff.services.journal import Journal
+
+    if len(plan.keys) != 1:
+        raise CompareError("the LMDB journal records single-column primary keys; the compared key is composite")
+    wanted = keys.column(0).to_pylist()
+    with Journal(path) as journal:
+        states = journal.states(spec.name, [k for k in wanted if k is not None])
+    found = [k for k in wanted if k in states]
+    return pa.table(
+        {
+            plan.key_names[0]: pa.array(found, keys.schema.field(0).type),
+            "state": pa.array([states[k].state for k in found], pa.string()),
+            "digest": pa.array([states[k].digest for k in found], DIGEST),
+        }
+    )
+
+
+def journal_states(path: Path, plan: Plan, keys: pa.Table, spec: CollectionSpec) -> pa.Table:
+    """Columns: the plan's key columns, `state`, `digest`; keys the journal does not know are absent."""
+    if not path.exists():
+        raise CompareError(f"journal does not exist: {path}")
+    files = _snapshot_files(path)
+    if files:
+        return _from_snapshot(files, plan, keys)
+    if (path / "data.mdb").exists():
+        return _from_lmdb(path, plan, keys, spec)
+    raise CompareError(f"not a journal snapshot (part-*.parquet) nor an LMDB journal (data.mdb): {path}")
