@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from milvusdiff import __version__
+from milvusdiff.config import Settings
 from milvusdiff.errors import MilvusDiffError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,17 +66,34 @@ def cli(debug: bool, log_level: str) -> None:
     logging.basicConfig(level=getattr(logging, log_level.upper()), format="%(levelname)s %(name)s: %(message)s")
 
 
+def settings_from_options(
+    milvus_uri: str | None = None,
+    milvus_token: str | None = None,
+    pg_conn: str | None = None,
+    journal_path: str | None = None,
+) -> Settings:
+    """Settings from the shared connection options (which already fell back to the environment)."""
+    return Settings.resolve(
+        milvus_uri=milvus_uri, milvus_token=milvus_token, pg_conn=pg_conn, journal_path=journal_path
+    )
+
+
 def _register_commands() -> None:
     """Import the command modules; each one attaches its command(s) to `cli`."""
     import importlib
 
     for module in _COMMAND_MODULES:
-        importlib.import_module(f"milvusdiff.cli.{module}")
+        loaded = importlib.import_module(f"milvusdiff.cli.{module}")
+        for command in vars(loaded).values():
+            if isinstance(command, click.Command) and command is not cli and command.name not in cli.commands:
+                cli.add_command(command)
 
 
 # One line per command module; keep the list sorted.
 _COMMAND_MODULES: list[str] = [
     "compare",
+    "repair",
+    "validate",
 ]
 
 

@@ -79,6 +79,16 @@ class ShadowClient(MilvusClient):
         self._specs_lock = threading.Lock()
         log.info("ShadowClient: milvus=%s journal=%s", redact(settings.milvus_uri), settings.journal_path)
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> ShadowClient:
+        return cls(
+            settings.milvus_uri,
+            token=settings.milvus_token or "",
+            pg_conn=settings.pg_conn,
+            journal_path=settings.journal_path,
+            **kwargs,
+        )
+
     def close(self) -> None:
         super().close()
         self.shadow.close()

@@ -1,0 +1,84 @@
+"""validate: export Milvus, the shadow and the journal, then compare Milvus against PostgreSQL with
+the journal as arbiter, all in one output directory that appears complete or not at all.
+
+Layout of the output directory:
+  summary.json, diff.parquet, report.md, report.html   the comparison (A = milvus, B = pg)
+  snapshots/milvus, snapshots/pg, snapshots/journal      the three snapshots it was computed from
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from milvusdiff.config import Settings
+from milvusdiff.errors import SnapshotError
+
+DEFAULT_RUNS = "runs"
+
+
+@dataclass(frozen=True)
+class ValidateResult:
+    summary: dict[str, Any]
+    out: Path
+
+    @property
+    def different(self) -> bool:
+        return bool(self.summary["different"])
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.different else 0
+
+
+def default_out(settings: Settings, collection: str) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return settings.home / DEFAULT_RUNS / f"{collection}-{stamp}"
+
+
+def validate(
+    collection: str,
+    *,
+    out: str | Path | None = None,
+    settings: Settings | None = None,
+    quiet: bool = True,
+    batch_size: int | None = None,
+    **compare_options: Any,
+) -> ValidateResult:
+    """Export the three stores of `collection` and compare Milvus (A) with PostgreSQL (B)."""
+    from milvusdiff.compare import compare
+    from milvusdiff.export import export_collection
+
+    settings = settings or Settings.resolve()
+    target = Path(out) if out is not None else default_out(settings, collection)
+    if target.exists():
+        raise SnapshotError(f"output directory {target} already exists: choose another --out or remove it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        snapshots = building / "snapshots"
+        export_options: dict[str, Any] = {"settings": settings, "quiet": quiet}
+        if batch_size is not None:
+            export_options["batch_size"] = batch_size
+        export_collection(collection, source="all", out=snapshots, **export_options)
+        result = compare(
+            snapshots / "milvus",
+            snapshots / "pg",
+            journal=snapshots / "journal",
+            out=building / "compare",
+            **compare_options,
+        )
+        for produced in (building / "compare").iterdir():
+            produced.rename(building / produced.name)
+        (building / "compare").rmdir()
+        building.rename(target)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    summary = dict(result.summary)
+    summary["output_dir"] = str(target)
+    return ValidateResult(summary, target)
