@@ -93,10 +93,11 @@ def milvus_uri(tmp_path: Path) -> Iterator[str]:
     try:
         yield urlunsplit(urlsplit(server)._replace(path=f"/{database}"))
     finally:
-        admin.use_database(database)
-        for collection in admin.list_collections():
-            admin.drop_collection(collection)
-        admin.use_database("default")
+        # A client bound to the database, not use_database(): Milvus 2.3 lacks the DescribeDatabase it calls.
+        inside = MilvusClient(uri=server, token=token, db_name=database)
+        for collection in inside.list_collections():
+            inside.drop_collection(collection)
+        inside.close()
         admin.drop_database(database)
         admin.close()
 
