@@ -118,3 +118,16 @@ def settings(milvus_uri: str, pg_conn: str, journal_path: Path, tmp_path: Path) 
         journal_path=journal_path,
         home=tmp_path / "home",
     )
+
+
+@pytest.fixture(autouse=True)
+def isolated_shadow_schema(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test's shadow tables live in a PostgreSQL schema of its own (MILVUSDIFF_PG_SCHEMA), so tests
+    that reuse collection names never meet, even when several suites share one server."""
+    name = f"shadow_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("MILVUSDIFF_PG_SCHEMA", name)
+    yield
+    if "pg_conn" in request.fixturenames:
+        conninfo = request.getfixturevalue("pg_conn")
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
