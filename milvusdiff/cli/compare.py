@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -35,7 +34,9 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--out", type=click.Path(path_type=Path), help="Write summary.json, diff.parquet, report.md/.html here.")
 @click.option("--sample", type=int, default=20, show_default=True, help="Differences per class shown in reports.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
 def compare_command(
+    ctx: click.Context,
     a: Path,
     b: Path,
     key: tuple[str, ...],
@@ -96,5 +97,4 @@ def compare_command(
         print_summary(result.summary)
         if out is not None:
             click.echo(f"outputs: {out}")
-    # SystemExit, not ctx.exit: main() runs click with standalone_mode=False, which swallows click's Exit.
-    sys.exit(result.exit_code)
+    ctx.exit(result.exit_code)

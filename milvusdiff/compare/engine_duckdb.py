@@ -56,9 +56,9 @@ def _mismatch(column: Column) -> str:
     tol = column.tolerance
     if tol.exact:
         return f"{x} IS DISTINCT FROM {y}"
-    return (
-        f"({x} IS DISTINCT FROM {y} AND NOT coalesce(abs({x} - {y}) <= {tol.atol!r} + {tol.rtol!r} * abs({y}), false))"
-    )
+    # DuckDB orders NaN above everything and equal to itself, so NaN <= NaN holds: keep NaN out of the formula.
+    within = f"NOT isnan({x}) AND NOT isnan({y}) AND abs({x} - {y}) <= {tol.atol!r} + {tol.rtol!r} * abs({y})"
+    return f"({x} IS DISTINCT FROM {y} AND NOT coalesce({within}, false))"
 
 
 def build_sql(plan: Plan, has_dups: bool, limit: int | None) -> str:

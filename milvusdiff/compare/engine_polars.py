@@ -61,7 +61,7 @@ def _mismatch(column: Column) -> pl.Expr:
     tol = column.tolerance
     if tol.exact:
         return ~x.eq_missing(y)
-    within = ((x - y).abs() <= tol.atol + tol.rtol * y.abs()).fill_null(False)
+    within = (~x.is_nan() & ~y.is_nan() & ((x - y).abs() <= tol.atol + tol.rtol * y.abs())).fill_null(False)
     return ~x.eq_missing(y) & ~within
 
 
