@@ -11,9 +11,12 @@ behaviour should build its own path from `tmp_path` instead. Tests marked `serve
 
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,13 +46,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def pg_conn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def make_pg_home() -> Iterator[Callable[[], Path]]:
+    """Factory of new, empty directories for embedded PostgreSQL servers (data in `<dir>/pg`), removed at the end.
+
+    They live outside pytest's temp root on purpose. As root the server runs as another user, who must be
+    able to traverse every parent directory, and each new pytest session resets pytest's temp root
+    (`/tmp/pytest-of-root`) to mode 0700: that locks the server out of its data directory whenever two
+    sessions overlap, as they do on a shared development machine.
+    """
+    parent = Path(tempfile.mkdtemp(prefix="milvusdiff-pg-"))
+    counter = itertools.count()
+
+    def make() -> Path:
+        home = parent / f"home{next(counter)}"
+        home.mkdir()
+        return home
+
+    yield make
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_conn(make_pg_home: Callable[[], Path]) -> Iterator[str]:
     """A PostgreSQL connection string: PG_CONN, or an embedded server for this session, stopped at its end."""
     configured = os.environ.get("PG_CONN")
     if configured:
         yield configured
         return
-    data_dir = tmp_path_factory.mktemp("pg")
+    data_dir = make_pg_home() / "pg"
     try:
         yield ensure_embedded_pg(data_dir)
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -45,9 +45,9 @@ def start_time(uri: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def home(make_pg_home: Callable[[], Path]) -> Iterator[Path]:
     """A milvusdiff home whose embedded server (`home/pg`) is shared by this module's tests."""
-    home = tmp_path_factory.mktemp("home")
+    home = make_pg_home()
     yield home
     stop_embedded_pg(home / "pg")
 
@@ -86,8 +86,8 @@ def test_resolve_pg_conn_falls_back_to_the_embedded_server_under_home(home: Path
     assert resolve_pg_conn(settings) == ensure_embedded_pg(home / "pg")
 
 
-def test_last_user_stops_the_server_even_after_a_crashed_one(tmp_path: Path) -> None:
-    data_dir = tmp_path / "pg"
+def test_last_user_stops_the_server_even_after_a_crashed_one(make_pg_home: Callable[[], Path]) -> None:
+    data_dir = make_pg_home() / "pg"
     ensure_embedded_pg(data_dir)
     pid = postmaster_pid(data_dir)
     crashed = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
