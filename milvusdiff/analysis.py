@@ -1,0 +1,357 @@
+"""Reading a diff output directory for people: the logic behind notebooks/analyze_diff.ipynb.
+
+The notebook is documentation as much as a tool, so its cells stay short and every computation it
+shows lives here, typed and tested. A directory is what `milvusdiff validate` (or `compare --out`)
+writes: summary.json and diff.parquet at the top and, after validate, snapshots/journal with the
+journal's key states (part-*.parquet) and operation log (oplog.parquet).
+
+diff.parquet is scanned lazily with Polars and queried with DuckDB, so a diff of millions of rows with
+vectors is never loaded whole: each function reads only the columns and rows it needs.
+
+matplotlib is imported inside the plotting functions only: it is a notebook (dev) dependency, and
+the CLI, which imports nothing from here, must not need it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from milvusdiff.compare.finish import CLASSES, METRICS, metric_col
+from milvusdiff.compare.plan import a_col, b_col
+from milvusdiff.compare.report import fmt
+from milvusdiff.errors import ConfigError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+DIFF_DIR_ENV = "MILVUSDIFF_DIFF_DIR"
+FIGURES_DIR_ENV = "MILVUSDIFF_FIGURES_DIR"
+JOURNAL_SNAPSHOT = Path("snapshots") / "journal"
+OPLOG = "oplog.parquet"
+RUNS = "runs"
+_KEY_META = b"milvusdiff.key"
+_MAX_ABS = f"__{METRICS[0]}"
+
+
+@dataclass(frozen=True)
+class DiffRun:
+    """One output directory: its summary and a lazy scan of its diff."""
+
+    directory: Path
+    summary: dict[str, Any]
+    diff: pl.LazyFrame
+
+    @property
+    def key(self) -> list[str]:
+        return list(self.summary["key"])
+
+    @property
+    def sides(self) -> tuple[str, str]:
+        """The store names of A and B ('milvus', 'pg' after validate; 'A', 'B' for foreign inputs)."""
+        sides = self.summary["sides"]
+        return sides["a"], sides["b"]
+
+    @property
+    def different(self) -> bool:
+        return bool(self.summary["different"])
+
+    @property
+    def journal(self) -> Path | None:
+        """The journal snapshot validate stored next to the diff, when there is one."""
+        path = self.directory / JOURNAL_SNAPSHOT
+        return path if any(path.glob("part-*.parquet")) else None
+
+
+def _home_runs(start: Path) -> list[Path]:
+    home = os.environ.get("MILVUSDIFF_HOME")
+    if home:
+        return [Path(home) / RUNS]
+    return [folder / ".milvusdiff" / RUNS for folder in (start, *start.parents)]
+
+
+def latest_run(start: Path | None = None) -> Path | None:
+    """The newest output directory under the milvusdiff home, looked for from `start` upwards.
+
+    Upwards because a notebook runs in notebooks/ while `milvusdiff demo` writes under the checkout root.
+    """
+    for runs in _home_runs((start or Path.cwd()).resolve()):
+        found = [p for p in runs.glob("*") if (p / "summary.json").is_file()] if runs.is_dir() else []
+        if found:
+            return max(found, key=lambda p: (p / "summary.json").stat().st_mtime)
+    return None
+
+
+def resolve_diff_dir(parameter: str | Path | None = None) -> Path:
+    """MILVUSDIFF_DIFF_DIR if set, else the notebook parameter, else the newest run under the home."""
+    chosen = os.environ.get(DIFF_DIR_ENV) or (str(parameter) if parameter else None)
+    path = Path(chosen) if chosen else latest_run()
+    if path is None:
+        raise ConfigError(f"no diff directory: set {DIFF_DIR_ENV} or the diff_dir parameter")
+    if not (path / "summary.json").is_file() or not (path / "diff.parquet").is_file():
+        raise ConfigError(f"{path} is not a diff output directory (summary.json and diff.parquet expected)")
+    return path
+
+
+def load_diff(directory: str | Path) -> DiffRun:
+    """summary.json parsed, diff.parquet scanned lazily (nothing is read until a query collects)."""
+    path = Path(directory)
+    summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    return DiffRun(path, summary, pl.scan_parquet(path / "diff.parquet"))
+
+
+def figures_dir(run: DiffRun, override: str | Path | None = None) -> Path:
+    """Where figures go: the override, else MILVUSDIFF_FIGURES_DIR, else figures/ inside the diff directory.
+
+    Next to the diff by default so a CI job can attach one folder; the variable lets it choose another.
+    """
+    chosen = override or os.environ.get(FIGURES_DIR_ENV)
+    path = Path(chosen) if chosen else run.directory / "figures"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def class_labels(summary: dict[str, Any]) -> dict[str, str]:
+    """Diff classes in the stores' own names: 'only in milvus' reads better than 'only_a'."""
+    a, b = summary["sides"]["a"], summary["sides"]["b"]
+    return {
+        "only_a": f"only in {a}",
+        "only_b": f"only in {b}",
+        "changed": "changed",
+        "duplicate_a": f"key duplicated in {a}",
+        "duplicate_b": f"key duplicated in {b}",
+    }
+
+
+def counts_table(summary: dict[str, Any]) -> pl.DataFrame:
+    """Rows per side and keys per class, as the summary counts them (`unchanged` null when unknown)."""
+    a, b = summary["sides"]["a"], summary["sides"]["b"]
+    labels = class_labels(summary)
+    items = [("rows_a", f"rows in {a}"), ("rows_b", f"rows in {b}")]
+    items += [(name, labels[name]) for name in CLASSES]
+    items.append(("unchanged", "unchanged"))
+    return pl.DataFrame(
+        {
+            "count": [name for name, _ in items],
+            "meaning": [meaning for _, meaning in items],
+            "value": [summary[name] for name, _ in items],
+        },
+        schema={"count": pl.String, "meaning": pl.String, "value": pl.Int64},
+    )
+
+
+def mismatches_per_column(summary: dict[str, Any]) -> pl.DataFrame:
+    """Columns with at least one mismatch, most first (kind and largest deviation alongside)."""
+    rows = [
+        {"column": name, "kind": info["kind"], "mismatches": info["mismatches"], "max_deviation": info["max_deviation"]}
+        for name, info in summary["columns"].items()
+        if info["mismatches"]
+    ]
+    schema = {"column": pl.String, "kind": pl.String, "mismatches": pl.Int64, "max_deviation": pl.Float64}
+    return pl.DataFrame(rows, schema=schema).sort(["mismatches", "column"], descending=[True, False])
+
+
+def _schema(diff: pl.LazyFrame | pl.DataFrame) -> pl.Schema:
+    return diff.collect_schema() if isinstance(diff, pl.LazyFrame) else diff.schema
+
+
+def deviation_columns(diff: pl.LazyFrame | pl.DataFrame) -> list[str]:
+    """The vector columns of a diff: those for which compare wrote `<col>__max_abs`, `__l2`, `__cosine`."""
+    names = set(_schema(diff).names())
+    found = []
+    for name in _schema(diff).names():
+        if name.endswith(_MAX_ABS):
+            column = name[: -len(_MAX_ABS)]
+            if all(metric_col(column, m) in names for m in METRICS):
+                found.append(column)
+    return found
+
+
+def deviations(diff: pl.LazyFrame | pl.DataFrame, column: str) -> np.ndarray:
+    """Largest element deviation of every row whose vector `column` differs (NaN where a side held NaN)."""
+    values = diff.lazy().select(pl.col(metric_col(column, METRICS[0]))).drop_nulls().collect().to_series()
+    return values.to_numpy()
+
+
+def verdict_counts(summary: dict[str, Any]) -> pl.DataFrame | None:
+    """Keys per journal verdict, worded with the store names ('pg wrong'); None when there was no journal."""
+    verdicts = summary.get("verdicts")
+    if verdicts is None:
+        return None
+    labels = summary["verdict_labels"]
+    return pl.DataFrame(
+        {"verdict": list(verdicts), "label": [labels[v] for v in verdicts], "keys": list(verdicts.values())},
+        schema={"verdict": pl.String, "label": pl.String, "keys": pl.Int64},
+    )
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _journal_key(parts: list[Path], diff_key: list[str]) -> list[str]:
+    """The journal's key column names (from its metadata), which may be spelled differently from the diff's."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(parts[0]).metadata or {}
+    names = json.loads(meta[_KEY_META]) if _KEY_META in meta else diff_key
+    if len(names) != len(diff_key):
+        raise ConfigError(f"journal key {names} does not match the diff key {diff_key}")
+    return list(names)
+
+
+def _epoch_to_datetime(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """The journal logs time.time(); show it as a UTC datetime, whatever numeric type the export chose."""
+    if column in frame.columns and frame.schema[column].is_numeric():
+        micros = (pl.col(column).cast(pl.Float64) * 1_000_000).round().cast(pl.Int64)
+        frame = frame.with_columns(micros.cast(pl.Datetime("us", "UTC")).alias(column))
+    return frame
+
+
+def keys_with_operations(directory: str | Path) -> pl.DataFrame | None:
+    """Every differing key with the journal state it should have and the operation that last wrote it.
+
+    diff keys -> journal key states (state, last_seq, last_op, flags) -> oplog row with seq = last_seq
+    (op, time, status, partition, batch size n_keys). Keys the journal never saw keep null journal columns.
+    None when the directory holds no journal snapshot; the op columns are null when it has no oplog.
+    """
+    run = load_diff(directory)
+    journal = run.journal
+    if journal is None:
+        return None
+    parts = sorted(journal.glob("part-*.parquet"))
+    key = run.key
+    jkey = _journal_key(parts, key)
+    oplog = journal / OPLOG
+    keys_sql = ", ".join(f"d.{_quote(k)}" for k in key)
+    on = " AND ".join(f"d.{_quote(k)} = j.{_quote(jk)}" for k, jk in zip(key, jkey, strict=True))
+    if oplog.is_file():
+        op_columns = "o.op, o.time, o.status, o.partition, o.n_keys AS batch_keys"
+        op_join = "LEFT JOIN read_parquet($oplog) o ON o.seq = j.last_seq"
+    else:
+        op_columns = "NULL AS op, NULL AS time, NULL AS status, NULL AS partition, NULL AS batch_keys"
+        op_join = ""
+    query = f"""
+        SELECT {keys_sql}, d.class, d.changed_columns, d.verdict,
+               j.state, j.last_seq, j.last_op, j.flags, {op_columns}
+        FROM read_parquet($diff) d
+        LEFT JOIN read_parquet($parts) j ON {on}
+        {op_join}
+        ORDER BY j.last_seq NULLS LAST, {keys_sql}
+    """
+    params: dict[str, Any] = {"diff": str(run.directory / "diff.parquet"), "parts": [str(p) for p in parts]}
+    if op_join:
+        params["oplog"] = str(oplog)
+    with duckdb.connect() as con:
+        frame = con.sql(query, params=params).pl()
+    labels = run.summary.get("verdict_labels", {})
+    frame = frame.with_columns(pl.col("verdict").replace_strict(labels, default=pl.col("verdict")))
+    return _epoch_to_datetime(frame, "time")
+
+
+def operations_behind(keys_ops: pl.DataFrame) -> pl.DataFrame:
+    """One row per journal operation that last wrote a differing key: which batch, how many bad keys.
+
+    A batch whose keys all went wrong together points at one failed write, scattered single keys at
+    something else (a corruption, a writer that bypassed the ShadowClient).
+    """
+    known = keys_ops.filter(pl.col("last_seq").is_not_null())
+    return (
+        known.group_by("last_seq", "last_op", "status", "time", "batch_keys")
+        .agg(
+            pl.len().alias("differing_keys"),
+            pl.col("class").unique().sort().alias("classes"),
+            pl.col("verdict").unique().sort().alias("verdicts"),
+        )
+        .sort("last_seq")
+        .rename({"last_seq": "seq", "last_op": "op"})
+        .with_columns(pl.format("#{} {} ({})", "seq", "op", pl.col("status").fill_null("no oplog")).alias("operation"))
+    )
+
+
+def side_by_side(run: DiffRun, limit: int = 5) -> pl.DataFrame:
+    """The first `limit` changed rows, one line per differing column, each store's value next to the other.
+
+    Values are shortened as report.md shortens them; vectors get their largest element deviation too,
+    since a one-ulp change is invisible in a shortened list.
+    """
+    a, b = run.sides
+    rows = run.diff.filter(pl.col("class") == "changed").sort(run.key).head(limit).collect()
+    vectors = set(deviation_columns(rows))
+    lines = []
+    for row in rows.iter_rows(named=True):
+        for column in row["changed_columns"] or []:
+            deviation = row[metric_col(column, METRICS[0])] if column in vectors else None
+            lines.append(
+                {
+                    "key": ", ".join(fmt(row[k]) for k in run.key),
+                    "column": column,
+                    a: fmt(row[a_col(column)]),
+                    b: fmt(row[b_col(column)]),
+                    "max_abs": deviation,
+                    "verdict": run.summary["verdict_labels"].get(row["verdict"]) if row["verdict"] else None,
+                }
+            )
+    schema = {"key": pl.String, "column": pl.String, a: pl.String, b: pl.String}
+    return pl.DataFrame(lines, schema={**schema, "max_abs": pl.Float64, "verdict": pl.String})
+
+
+# -- figures ---------------------------------------------------------------------------------------
+
+
+def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, xlabel: str) -> Figure:
+    """Horizontal bars with their value written at the end: counts are read, not estimated."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 0.4 * len(labels) + 1.2))
+    ax = fig.subplots()
+    bars = ax.barh(list(labels), list(values), color="#4c72b0")
+    ax.bar_label(bars, padding=3)
+    ax.invert_yaxis()
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.margins(x=0.15)
+    fig.tight_layout()
+    return fig
+
+
+def deviation_histograms(diff: pl.LazyFrame | pl.DataFrame, columns: Sequence[str]) -> Figure:
+    """One log-scale histogram of `<col>__max_abs` per vector column.
+
+    Log scale because deviations span from one ulp (1e-8) to gross corruption (1e3) and both matter:
+    the first says a lossy path (float16, a driver) is involved, the second says the data is wrong.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 2.4 * len(columns) + 0.4))
+    axes = fig.subplots(len(columns), 1, squeeze=False)[:, 0]
+    for ax, column in zip(axes, columns, strict=True):
+        values = deviations(diff, column)
+        finite = values[np.isfinite(values) & (values > 0)]
+        other = values.size - finite.size
+        ax.set_title(f"{column}: {values.size} differing rows" + (f" ({other} NaN or 0, not drawn)" if other else ""))
+        if finite.size:
+            low, high = math.log10(finite.min()), math.log10(finite.max())
+            bins = np.logspace(math.floor(low), math.ceil(high) + (high == low), 30)
+            ax.hist(finite, bins=bins, color="#dd8452")
+            ax.set_xscale("log")
+        ax.set_xlabel("largest element deviation |a - b|")
+        ax.set_ylabel("rows")
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, directory: Path, name: str) -> Path:
+    """Write `fig` as `<directory>/<name>.png` (what a CI job attaches) and return the path."""
+    path = directory / f"{name}.png"
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
