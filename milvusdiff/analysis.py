@@ -311,6 +311,7 @@ def side_by_side(run: DiffRun, limit: int = 5) -> pl.DataFrame:
 def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, xlabel: str) -> Figure:
     """Horizontal bars with their value written at the end: counts are read, not estimated."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(7, 0.4 * len(labels) + 1.2))
     ax = fig.subplots()
@@ -320,6 +321,7 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, xlabel
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.margins(x=0.15)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
 
@@ -331,6 +333,7 @@ def deviation_histograms(diff: pl.LazyFrame | pl.DataFrame, columns: Sequence[st
     the first says a lossy path (float16, a driver) is involved, the second says the data is wrong.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(7, 2.4 * len(columns) + 0.4))
     axes = fig.subplots(len(columns), 1, squeeze=False)[:, 0]
@@ -338,7 +341,9 @@ def deviation_histograms(diff: pl.LazyFrame | pl.DataFrame, columns: Sequence[st
         values = deviations(diff, column)
         finite = values[np.isfinite(values) & (values > 0)]
         other = values.size - finite.size
-        ax.set_title(f"{column}: {values.size} differing rows" + (f" ({other} NaN or 0, not drawn)" if other else ""))
+        rows = f"{values.size} differing row" + ("s" if values.size != 1 else "")
+        ax.set_title(f"{column}: {rows}" + (f" ({other} NaN or 0, not drawn)" if other else ""))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         if finite.size:
             low, high = math.log10(finite.min()), math.log10(finite.max())
             bins = np.logspace(math.floor(low), math.ceil(high) + (high == low), 30)

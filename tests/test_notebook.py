@@ -1,0 +1,125 @@
+"""notebooks/analyze_diff.ipynb, executed with nbclient on diffs produced here (see test_analysis.py).
+
+Two runs cover the notebook's branches: a validate-shaped directory with differences of every kind,
+vector columns and a journal (every section draws, every figure is saved), and two agreeing stores
+compared without a journal and without vectors (every section says why it has nothing to show).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from test_analysis import make_agreeing_dir, make_validate_dir
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "analyze_diff.ipynb"
+FIGURES = ("mismatches_per_column", "vector_deviations", "verdicts", "operations")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A `python3` kernelspec running this interpreter, first on JUPYTER_PATH, and a headless matplotlib.
+
+    The venv installs one too (make install), but a user-level `python3` spec would shadow it and run an
+    interpreter without milvusdiff; this one is searched first.
+    """
+    spec_dir = tmp_path_factory.mktemp("jupyter") / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec_dir / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "python3", "language": "python"}))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JUPYTER_PATH", str(spec_dir.parents[1]))
+        patch.setenv("MPLBACKEND", "Agg")
+        for name in ("MILVUSDIFF_DIFF_DIR", "MILVUSDIFF_FIGURES_DIR", "MILVUSDIFF_HOME"):
+            patch.delenv(name, raising=False)
+        yield
+
+
+def execute(env: dict[str, str], parameters: dict[str, str] | None = None) -> nbformat.NotebookNode:
+    """Run the notebook as CI would: kernel python3, working directory notebooks/, `env` for the kernel.
+
+    `parameters` go into a cell right after the one tagged `parameters`, as papermill injects them.
+    """
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    if parameters:
+        at = next(i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", []))
+        source = "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
+        notebook.cells.insert(at + 1, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        client = NotebookClient(
+            notebook, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+        )
+        client.execute()
+    return notebook
+
+
+def outputs(notebook: nbformat.NotebookNode) -> list[dict[str, Any]]:
+    return [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+
+
+def text_of(notebook: nbformat.NotebookNode) -> str:
+    """Everything the notebook printed or displayed as text, markdown or HTML."""
+    parts = []
+    for output in outputs(notebook):
+        parts.append(output.get("text", ""))
+        data = output.get("data", {})
+        parts += [data.get(kind, "") for kind in ("text/plain", "text/markdown", "text/html")]
+    return "\n".join(parts)
+
+
+def png_outputs(notebook: nbformat.NotebookNode) -> list[bytes]:
+    return [base64.b64decode(o["data"]["image/png"]) for o in outputs(notebook) if "image/png" in o.get("data", {})]
+
+
+def test_stored_notebook_has_no_outputs_and_a_parameters_cell() -> None:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(c.outputs == [] and c.execution_count is None for c in code)
+    assert ["parameters" in c.metadata.get("tags", []) for c in code].count(True) == 1
+
+
+def test_notebook_on_a_validate_directory(kernel_env: None, tmp_path: Path) -> None:
+    diff_dir = make_validate_dir(tmp_path)
+    notebook = execute({"MILVUSDIFF_DIFF_DIR": str(diff_dir)})
+
+    figures = diff_dir / "figures"
+    saved = {p.stem: p.read_bytes() for p in figures.glob("*.png")}
+    assert set(saved) == set(FIGURES)
+    assert all(data.startswith(PNG_MAGIC) and len(data) > 1000 for data in saved.values())
+    assert sorted(png_outputs(notebook)) == sorted(saved.values())  # what is shown is what CI gets
+
+    text = text_of(notebook)
+    assert f"diff:    {diff_dir}" in text and "A = milvus, B = pg" in text
+    assert "milvus and pg differ" in text
+    assert "milvus wrong" in text and "pg wrong" in text and "in doubt" in text
+    assert "#5 delete (committed)" in text and "#6 upsert (in_doubt)" in text
+    assert "Differing keys unknown to the journal: 1" in text
+    assert "title 41 v2" in text  # the side-by-side row of the stale upsert
+
+
+def test_notebook_when_the_stores_agree(kernel_env: None, tmp_path: Path) -> None:
+    diff_dir = make_agreeing_dir(tmp_path)
+    figures = tmp_path / "ci-figures"
+    notebook = execute({"MILVUSDIFF_FIGURES_DIR": str(figures)}, parameters={"diff_dir": str(diff_dir)})
+
+    text = text_of(notebook)
+    assert "The stores agree" in text
+    assert "No column differs" in text
+    assert "No vector columns in this diff." in text
+    assert "No journal arbitration in this run" in text
+    assert "No journal snapshot in this directory" in text
+    assert "No changed rows" in text
+    assert png_outputs(notebook) == []
+    assert figures.is_dir() and list(figures.iterdir()) == []
+    assert not (diff_dir / "figures").exists()
