@@ -92,6 +92,7 @@ def _register_commands() -> None:
 # One line per command module; keep the list sorted.
 _COMMAND_MODULES: list[str] = [
     "compare",
+    "export",
     "repair",
     "validate",
 ]
