@@ -12,13 +12,15 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
-_MAX_EXACT_INT = 2**53
-
 
 def normalize_json_value(value: Any) -> Any:
-    """Integral floats become ints (within 2**53, where the conversion is exact); containers recurse."""
+    """Integral floats become ints (float -> int is exact at any magnitude); containers recurse.
+
+    No magnitude bound: PostgreSQL's jsonb keeps numbers as numeric and prints 1e+16 as
+    10000000000000000, so a bound would make the same value canonicalise differently per store.
+    """
     if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer() and abs(value) <= _MAX_EXACT_INT:
+        if math.isfinite(value) and value.is_integer():
             return int(value)
         return value
     if isinstance(value, dict):
