@@ -100,6 +100,7 @@ class CollectionSpec:
         """Build from a pymilvus CollectionSchema or a describe_collection() dict."""
         if hasattr(schema, "to_dict"):
             schema = schema.to_dict()
+        _refuse_unmirrorable(schema)
         fields = tuple(_field_from_milvus(f) for f in schema["fields"])
         auto_id = bool(schema.get("auto_id")) or any(f.get("auto_id") for f in schema["fields"] if f.get("is_primary"))
         return cls(
@@ -108,6 +109,20 @@ class CollectionSpec:
             auto_id=auto_id,
             enable_dynamic_field=bool(schema.get("enable_dynamic_field", False)),
         )
+
+
+def _refuse_unmirrorable(schema: dict[str, Any]) -> None:
+    """Fields that are not in schema["fields"] (ARRAY of STRUCT) or whose values Milvus computes itself
+    (function outputs such as BM25) cannot be mirrored; refuse them rather than silently leave them out."""
+    for struct in [*(schema.get("struct_fields") or []), *(schema.get("struct_array_fields") or [])]:
+        name = struct.get("name") if isinstance(struct, dict) else getattr(struct, "name", struct)
+        raise SchemaError(f"field {name!r}: Milvus type ARRAY of STRUCT is not supported by milvusdiff")
+    for f in schema["fields"]:
+        if f.get("is_function_output"):
+            raise SchemaError(
+                f"field {f['name']!r} ({_type_name(f['type'])}) is computed by a Milvus function; "
+                "milvusdiff mirrors only values the client writes"
+            )
 
 
 def _type_name(value: Any) -> str:
