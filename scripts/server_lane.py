@@ -10,11 +10,13 @@ gets an answer, runs `pytest -m "server or milvus"` (tests marked `server`, plus
 the `milvus_uri` fixture) with MILVUS_URI pointing at it, stops the server whatever happened, and exits
 with pytest's exit code.
 
-Measured on the project's 2-core machine (November 2026): installing the package takes about 7 s; the
-server answers pymilvus 6-8 s after launch (the 40 s of earlier notes did not reproduce). With pymilvus
-3.0.2: create_collection (quick setup), insert, query with a filter, count(*) and search all work; reads
-right after a write need consistency_level="Strong" (the default is Bounded). The server only stops
-gracefully on SIGTERM in theory: it hangs in shutdown, so it is killed after a grace period. Each
+Measured on the project's 2-core machine (November 2026, shared with other work): installing the package
+takes 5-7 s; the server answers pymilvus 6-10 s after launch (the 40 s of earlier notes did not
+reproduce); the whole lane takes about 25 s. With pymilvus 3.0.2: create_collection (quick setup),
+insert, query with a filter, count(*), search, create_database/drop_database and clients bound to a
+database through the URI path all work; `MilvusClient.use_database` does not (it calls DescribeDatabase,
+which 2.3 lacks). Reads right after a write need consistency_level="Strong" (the default is Bounded).
+The server binary sometimes hangs in its SIGTERM shutdown, so it is killed after a grace period. Every
 component is pinned to 127.0.0.1; left alone they register and dial the machine's first non-loopback
 address.
 """
