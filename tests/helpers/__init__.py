@@ -1,0 +1,1 @@
+"""Helpers shared by test modules: reading each store in snapshot form and checking they agree."""
