@@ -8,6 +8,7 @@ Layout of the output directory:
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -33,6 +34,14 @@ class ValidateResult:
     @property
     def exit_code(self) -> int:
         return 1 if self.different else 0
+
+
+def _point_at(produced: Path, building: Path, target: Path) -> None:
+    """Reports name the snapshots they were computed from: name them where they end up, not where
+    they were built."""
+    if produced.suffix in (".json", ".md", ".html"):
+        text = produced.read_text(encoding="utf-8")
+        produced.write_text(text.replace(str(building), str(target)), encoding="utf-8")
 
 
 def default_out(settings: Settings, collection: str) -> Path:
@@ -65,7 +74,7 @@ def validate(
         if batch_size is not None:
             export_options["batch_size"] = batch_size
         export_collection(collection, source="all", out=snapshots, **export_options)
-        result = compare(
+        compare(
             snapshots / "milvus",
             snapshots / "pg",
             journal=snapshots / "journal",
@@ -73,12 +82,12 @@ def validate(
             **compare_options,
         )
         for produced in (building / "compare").iterdir():
+            _point_at(produced, building, target)
             produced.rename(building / produced.name)
         (building / "compare").rmdir()
         building.rename(target)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
-    summary = dict(result.summary)
-    summary["output_dir"] = str(target)
+    summary = json.loads((target / "summary.json").read_text(encoding="utf-8"))
     return ValidateResult(summary, target)
