@@ -209,11 +209,11 @@ def _journal_key(parts: list[Path], diff_key: list[str]) -> list[str]:
     return list(names)
 
 
-def _epoch_to_datetime(frame: pl.DataFrame, column: str) -> pl.DataFrame:
-    """The journal logs time.time(); show it as a UTC datetime, whatever numeric type the export chose."""
-    if column in frame.columns and frame.schema[column].is_numeric():
-        micros = (pl.col(column).cast(pl.Float64) * 1_000_000).round().cast(pl.Int64)
-        frame = frame.with_columns(micros.cast(pl.Datetime("us", "UTC")).alias(column))
+def _utc_time(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Operation times in UTC: DuckDB hands a timestamptz back in the session's local time zone."""
+    dtype = frame.schema.get(column)
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+        return frame.with_columns(pl.col(column).dt.convert_time_zone("UTC"))
     return frame
 
 
@@ -255,7 +255,7 @@ def keys_with_operations(directory: str | Path) -> pl.DataFrame | None:
         frame = con.sql(query, params=params).pl()
     labels = run.summary.get("verdict_labels", {})
     frame = frame.with_columns(pl.col("verdict").replace_strict(labels, default=pl.col("verdict")))
-    return _epoch_to_datetime(frame, "time")
+    return _utc_time(frame, "time")
 
 
 def operations_behind(keys_ops: pl.DataFrame) -> pl.DataFrame:

@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from milvusdiff import analysis
 from milvusdiff.compare import compare
+from milvusdiff.config import Settings
 from milvusdiff.errors import ConfigError
+from milvusdiff.export import export_collection
 from milvusdiff.services.journal import Journal
 from milvusdiff.types.convert import rows_to_table
 from milvusdiff.types.digest import row_digests
@@ -87,7 +88,7 @@ def _digests(rows: list[dict[str, Any]]) -> list[bytes]:
 
 
 def _journal_snapshot(lmdb: Path, directory: Path) -> Path:
-    """Write the operations through the journal as the ShadowClient would, then snapshot its states and log."""
+    """Write the operations through the journal as the ShadowClient would, then export it as validate does."""
     with Journal(lmdb) as journal:
         journal.register_collection(SPEC)
         for batch in INSERT_BATCHES:
@@ -97,12 +98,8 @@ def _journal_snapshot(lmdb: Path, directory: Path) -> Path:
         journal.commit(journal.begin(SPEC.name, "delete", list(DELETED)))
         seq = journal.begin(SPEC.name, "upsert", list(IN_DOUBT), _digests(make_rows(IN_DOUBT, version=2)))
         journal.mark_in_doubt(seq, "timeout")
-        states = pa.Table.from_batches(list(journal.iter_state_batches(SPEC.name, "id", pa.int64())))
-        oplog = pa.Table.from_pylist(list(journal.iter_ops(SPEC.name)))
-    directory.mkdir(parents=True)
-    meta = {b"milvusdiff.key": b'["id"]', b"milvusdiff.source": b"journal"}
-    pq.write_table(states.replace_schema_metadata(meta), directory / "part-00000.parquet")
-    pq.write_table(oplog, directory / "oplog.parquet")
+    settings = Settings(milvus_uri="unused", milvus_token=None, pg_conn="unused", journal_path=lmdb)
+    export_collection(SPEC.name, source="journal", out=directory, settings=settings)
     return directory
 
 

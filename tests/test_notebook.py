@@ -3,6 +3,8 @@
 Two runs cover the notebook's branches: a validate-shaped directory with differences of every kind,
 vector columns and a journal (every section draws, every figure is saved), and two agreeing stores
 compared without a journal and without vectors (every section says why it has nothing to show).
+A third runs it on the output of a real `validate` of a collection written through the ShadowClient
+and then corrupted behind its back, as `milvusdiff demo` does.
 """
 
 from __future__ import annotations
@@ -15,9 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import numpy as np
+import psycopg
 import pytest
 from nbclient import NotebookClient
+from psycopg import sql
+from pymilvus import DataType, MilvusClient
 from test_analysis import make_agreeing_dir, make_validate_dir
+
+from milvusdiff.client.shadow import ShadowClient
+from milvusdiff.config import Settings
+from milvusdiff.workflow.validate import validate
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "analyze_diff.ipynb"
 FIGURES = ("mismatches_per_column", "vector_deviations", "verdicts", "operations")
@@ -123,3 +133,52 @@ def test_notebook_when_the_stores_agree(kernel_env: None, tmp_path: Path) -> Non
     assert png_outputs(notebook) == []
     assert figures.is_dir() and list(figures.iterdir()) == []
     assert not (diff_dir / "figures").exists()
+
+
+def _write_and_corrupt(settings: Settings, pg_schema: str) -> None:
+    """60 rows in three batches and a delete through the ShadowClient; then one vector changed and one
+    row deleted in Milvus, and one title changed in PostgreSQL, each behind the client's back."""
+    client = ShadowClient.from_settings(settings, pg_schema=pg_schema)
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("title", DataType.VARCHAR, max_length=64)
+    schema.add_field("emb", DataType.FLOAT_VECTOR, dim=4)
+    index = client.prepare_index_params()
+    index.add_index("emb", index_type="FLAT", metric_type="L2")
+    client.create_collection("shop", schema=schema, index_params=index)
+    vectors = np.random.default_rng(3).random((60, 4), dtype=np.float32)
+    rows = [{"id": i, "title": f"title {i}", "emb": vectors[i].tolist()} for i in range(60)]
+    for start in range(0, 60, 20):
+        client.insert("shop", rows[start : start + 20])
+    client.delete("shop", ids=[50, 51])
+    client.close()  # validate opens the journal itself
+
+    milvus = MilvusClient(uri=settings.milvus_uri, token=settings.milvus_token or "")
+    milvus.upsert("shop", [{"id": 5, "title": "title 5", "emb": [9.0, 0.0, 0.0, 0.0]}])
+    milvus.delete("shop", ids=[8])
+    milvus.close()
+    assert settings.pg_conn is not None
+    with psycopg.connect(settings.pg_conn, autocommit=True) as conn:
+        update = sql.SQL("UPDATE {}.{} SET title = %s WHERE id = %s").format(
+            sql.Identifier(pg_schema), sql.Identifier("shop")
+        )
+        conn.execute(update, ("tampered", 7))
+
+
+def test_notebook_on_a_real_validate_run(
+    kernel_env: None, settings: Settings, pg_schema: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MILVUSDIFF_PG_SCHEMA", pg_schema)  # validate's PostgreSQL export reads the same schema
+    _write_and_corrupt(settings, pg_schema)
+    result = validate("shop", out=tmp_path / "run", settings=settings)
+    assert result.exit_code == 1
+    assert result.summary["verdicts"] == {"a_wrong": 2, "b_wrong": 1, "both_wrong": 0, "in_doubt": 0, "unknown": 0}
+
+    notebook = execute({"MILVUSDIFF_DIFF_DIR": str(result.out)})
+
+    assert {p.stem for p in (result.out / "figures").glob("*.png")} == set(FIGURES)
+    assert len(png_outputs(notebook)) == len(FIGURES)
+    text = text_of(notebook)
+    assert "milvus wrong" in text and "pg wrong" in text
+    assert "insert (committed)" in text and "Differing keys unknown to the journal: 0" in text
+    assert "tampered" in text  # the PostgreSQL side of key 7, side by side with Milvus
