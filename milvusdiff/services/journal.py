@@ -17,6 +17,7 @@ Keys are encoded with a type tag, so the string '42' and the integer 42 are diff
 from __future__ import annotations
 
 import json
+import os
 import struct
 import threading
 import time
@@ -164,6 +165,7 @@ class Journal:
             "keys_sample": [_jsonable(k) for k in keys[:_SAMPLE_KEYS]],
             "time": time.time(),
             "status": "pending",
+            "pid": os.getpid(),
         }
 
         def work(txn: Any) -> int:
@@ -232,6 +234,7 @@ class Journal:
         prefix = record["collection"].encode() + b"\0"
         op_code = OP_CODES[op]
         items = []
+        seen: set[bytes] = set()
         for i, key in enumerate(encoded):
             full = prefix + key
             digest = digest_blob[16 * i : 16 * i + 16] if digest_blob else _NO_DIGEST
@@ -244,8 +247,9 @@ class Journal:
                 state = EXISTS
                 if op == "insert":
                     previous = txn.get(full, db=self._keys)
-                    if previous is not None and _STATE.unpack(previous)[0] == EXISTS:
-                        flags |= FLAG_DUPLICATE_INSERT
+                    if full in seen or (previous is not None and _STATE.unpack(previous)[0] == EXISTS):
+                        flags |= FLAG_DUPLICATE_INSERT  # a real server keeps both rows, also within one batch
+            seen.add(full)
             if status == "pg_missing":
                 flags |= FLAG_PG_MISSING
             items.append((full, _STATE.pack(state, seq, op_code, digest, flags)))
@@ -270,9 +274,17 @@ class Journal:
         return seq
 
     def recover(self) -> list[int]:
-        """Turn intents left pending by a process that died into IN_DOUBT: nothing is guessed."""
+        """Turn intents left pending by a process that died into IN_DOUBT: nothing is guessed.
+
+        An intent whose writer is still alive (another client mid-write, while this process opens the
+        journal to export or compare) is left for that writer to settle.
+        """
         with self._env.begin() as txn, txn.cursor(db=self._intents) as cur:
-            pending = [int.from_bytes(k, "big") for k, _ in cur]
+            pending = [
+                int.from_bytes(k, "big")
+                for k, _ in cur
+                if not _process_alive(json.loads(txn.get(k, default=b"{}", db=self._ops)).get("pid"))
+            ]
         for seq in pending:
             self._settle(seq, "in_doubt", "process ended before the write was settled (recovered at open)")
         return pending
@@ -374,6 +386,19 @@ def _state_batch(keys: list[bytes], values: list[bytes], key_name: str, key_type
         ],
         schema=pa.schema([pa.field(key_name, key_type), *STATE_SCHEMA_FIELDS]),
     )
+
+
+def _process_alive(pid: Any) -> bool:
+    """Whether the process that began a write still runs (records without a pid count as dead)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
 
 
 def _seq_key(seq: int) -> bytes:
