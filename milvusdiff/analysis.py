@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 from milvusdiff.compare.finish import CLASSES, METRICS, metric_col
 from milvusdiff.compare.plan import a_col, b_col
@@ -200,8 +201,6 @@ def _quote(name: str) -> str:
 
 def _journal_key(parts: list[Path], diff_key: list[str]) -> list[str]:
     """The journal's key column names (from its metadata), which may be spelled differently from the diff's."""
-    import pyarrow.parquet as pq
-
     meta = pq.read_schema(parts[0]).metadata or {}
     names = json.loads(meta[_KEY_META]) if _KEY_META in meta else diff_key
     if len(names) != len(diff_key):
