@@ -58,6 +58,30 @@ _INT_OFFSET = 1 << 63
 _SAMPLE_KEYS = 10
 _INITIAL_MAP_SIZE = 64 << 20
 
+# LMDB refuses a second handle on one environment in a process (its locks are per process), yet a
+# ShadowClient and an export or compare of the same journal may well share a process: they share it.
+_ENVS: dict[Path, list[Any]] = {}  # resolved path -> [environment, number of open Journals]
+_ENVS_LOCK = threading.Lock()
+
+
+def _open_env(path: Path, map_size: int, sync: bool) -> Any:
+    with _ENVS_LOCK:
+        entry = _ENVS.get(path.resolve())
+        if entry is None:
+            env = lmdb.open(str(path), map_size=map_size, max_dbs=4, sync=sync, metasync=sync)
+            entry = _ENVS[path.resolve()] = [env, 0]
+        entry[1] += 1
+        return entry[0]
+
+
+def _close_env(path: Path) -> None:
+    with _ENVS_LOCK:
+        entry = _ENVS[path.resolve()]
+        entry[1] -= 1
+        if entry[1] == 0:
+            entry[0].close()
+            del _ENVS[path.resolve()]
+
 
 Key = int | str
 
@@ -97,7 +121,7 @@ class Journal:
         self.path = Path(path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            self._env = lmdb.open(str(self.path), map_size=map_size, max_dbs=4, sync=sync, metasync=sync)
+            self._env = _open_env(self.path, map_size, sync)
         except (OSError, lmdb.Error) as exc:
             raise JournalError(f"cannot open journal at {self.path}: {exc}") from exc
         self._ops = self._env.open_db(b"ops")
@@ -108,7 +132,9 @@ class Journal:
         self.recovered = self.recover()
 
     def close(self) -> None:
-        self._env.close()
+        if self._env is not None:
+            _close_env(self.path)
+            self._env = None
 
     def __enter__(self) -> Journal:
         return self
