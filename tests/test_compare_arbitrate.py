@@ -78,6 +78,8 @@ def test_reports_name_the_stores(snapshots: dict, tmp_path: Path) -> None:
     assert result.summary["verdict_labels"]["b_wrong"] == "pg wrong"
     report = (tmp_path / "o" / "report.md").read_text()
     assert "| milvus wrong | 4 |" in report and "| pg wrong | 4 |" in report
+    sample_line = next(line for line in report.splitlines() if line.startswith("| 21 | changed |"))
+    assert sample_line.endswith("| milvus wrong |")
     assert "milvus wrong" in (tmp_path / "o" / "report.html").read_text()
     assert "s3cr3t" not in (tmp_path / "o" / "summary.json").read_text()
 

@@ -6,9 +6,11 @@ import importlib
 import json
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from milvusdiff.compare.finish import Finisher, Tally
@@ -18,8 +20,6 @@ from milvusdiff.compare.output import workspace
 from milvusdiff.compare.plan import build_plan
 from milvusdiff.compare.result import CompareResult
 from milvusdiff.compare.summary import build_summary
-
-_BATCH_ROWS = 32768
 
 
 def _names(value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -65,12 +65,29 @@ def make_options(
     )
 
 
-def _finish(raw: Path, diff: Path, finisher: Finisher) -> Tally:
-    with pq.ParquetWriter(diff, finisher.schema) as writer:
-        for batch in pq.ParquetFile(raw).iter_batches(batch_size=_BATCH_ROWS):
-            writer.write_batch(finisher.process(batch))
-    raw.unlink()
+def _finish(batches: Iterable[pa.RecordBatch], diff: Path, finisher: Finisher) -> Tally:
+    """Process batch n while batch n-1 is written: pyarrow's writer releases the GIL."""
+    # Dictionary encoding only pays for the class column; on vectors it is pure overhead.
+    with (
+        pq.ParquetWriter(diff, finisher.schema, use_dictionary=["class"]) as writer,
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
+        pending: Future[None] | None = None
+        for batch in batches:
+            finished = finisher.process(batch)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(writer.write_batch, finished)
+        if pending is not None:
+            pending.result()
     return finisher.tally
+
+
+def _give_verdicts(sample: list[tuple[int, dict[str, Any]]], per_row: pa.Array) -> None:
+    """The report sample was taken before arbitration; its rows get their verdicts by row number."""
+    chosen = per_row.take(pa.array([index for index, _ in sample], pa.int64())).to_pylist()
+    for (_, row), verdict in zip(sample, chosen, strict=True):
+        row["verdict"] = verdict
 
 
 def compare(a: str | Path, b: str | Path, options: CompareOptions | None = None, **kwargs: Any) -> CompareResult:
@@ -85,18 +102,19 @@ def compare(a: str | Path, b: str | Path, options: CompareOptions | None = None,
     plan = build_plan(side_a, side_b, opts)
     engine = importlib.import_module(f"milvusdiff.compare.engine_{opts.engine}")
     with workspace(opts.out, opts.temp_dir) as space:
-        raw = space.scratch / "raw.parquet"
-        engine.run(plan, side_a, side_b, raw, opts, space.scratch)
         diff = space.outputs / "diff.parquet"
-        tally = _finish(raw, diff, Finisher(plan))
-        verdicts = None
+        with engine.stream(plan, side_a, side_b, opts, space.scratch) as batches:
+            finisher = Finisher(plan, opts.sample_size)
+            tally = _finish(batches, diff, finisher)
+        verdicts: dict[str, int] | None = None
         if opts.journal is not None:
             from milvusdiff.compare.arbitrate import arbitrate
 
-            verdicts = arbitrate(diff, tally, plan, side_a, side_b, opts.journal, space.scratch)
+            verdicts, per_row = arbitrate(diff, tally, plan, side_a, side_b, opts.journal, space.scratch)
+            _give_verdicts(finisher.sample, per_row)
         summary = build_summary(side_a, side_b, plan, tally, opts, verdicts, time.perf_counter() - started)
         (space.outputs / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         from milvusdiff.compare.report import write_reports
 
-        write_reports(space.outputs, summary, diff, opts.sample_size)
+        write_reports(space.outputs, summary, [row for _, row in finisher.sample])
     return CompareResult(summary, opts.out)

@@ -82,12 +82,12 @@ def _rewrite_verdicts(diff: Path, verdicts: pa.Array, scratch: Path) -> None:
 
 def arbitrate(
     diff: Path, tally: Tally, plan: Plan, side_a: Side, side_b: Side, journal: Path, scratch: Path
-) -> dict[str, int]:
-    """Fill diff.parquet's `verdict` column; return the count per verdict."""
+) -> tuple[dict[str, int], pa.Array]:
+    """Fill diff.parquet's `verdict` column; return the count per verdict and the verdicts in diff order."""
     names = plan.key_names
     listed = pa.Table.from_batches(tally.keys, schema=tally.keys[0].schema) if tally.keys else None
     if listed is None or listed.num_rows == 0:
-        return dict.fromkeys(VERDICTS, 0)
+        return dict.fromkeys(VERDICTS, 0), pa.array([], pa.string())
     listed = listed.append_column("__row", pa.array(np.arange(listed.num_rows, dtype=np.int64)))
     keys = listed.select(names)
     spec_a, spec_b = _spec(side_a, side_b), _spec(side_b, side_a)
@@ -102,4 +102,4 @@ def arbitrate(
     counts = dict.fromkeys(VERDICTS, 0)
     for entry in pc.value_counts(verdicts).to_pylist():
         counts[entry["values"]] = entry["counts"]
-    return counts
+    return counts, verdicts

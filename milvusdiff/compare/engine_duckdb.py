@@ -1,4 +1,4 @@
-"""The default engine: one FULL OUTER JOIN in DuckDB, differing rows COPYed straight to Parquet.
+"""The default engine: one FULL OUTER JOIN in DuckDB, differing rows streamed out as Arrow batches.
 
 Only the compared columns are read; the per-column mismatch booleans are computed in the join's
 projection and nothing but the differing rows ever leaves DuckDB, which spills to its temp directory
@@ -7,6 +7,8 @@ when the join does not fit in `memory_limit`.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -15,6 +17,8 @@ import pyarrow as pa
 from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.options import CompareOptions
 from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
+
+BATCH_ROWS = 32768
 
 
 def q(name: str) -> str:
@@ -33,6 +37,25 @@ def _sql_type(arrow_type: pa.DataType) -> str | None:
     if pa.types.is_binary(arrow_type):
         return "BLOB"
     return None
+
+
+_ELEMENT_TYPES = {
+    pa.float32(): "FLOAT",
+    pa.float64(): "DOUBLE",
+    pa.int8(): "TINYINT",
+    pa.int16(): "SMALLINT",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.uint8(): "UTINYINT",
+}
+
+
+def _output(name: str, arrow_type: pa.DataType) -> str:
+    """Parquet has no fixed-size lists, DuckDB reads vectors as T[]; T[dim] leaves DuckDB as Arrow's
+    fixed_size_list, so the finishing pass needs no cast."""
+    if pa.types.is_fixed_size_list(arrow_type) and arrow_type.value_type in _ELEMENT_TYPES:
+        return f"CAST({q(name)} AS {_ELEMENT_TYPES[arrow_type.value_type]}[{arrow_type.list_size}])"
+    return q(name)
 
 
 def _key_select(plan: Plan, side: str) -> str:
@@ -71,9 +94,9 @@ def build_sql(plan: Plan, has_dups: bool, limit: int | None) -> str:
         f", CASE WHEN a.__in AND b.__in THEN {_mismatch(c)} END AS {q(flag_col(c.name))}" for c in plan.columns
     )
     values = "".join(
-        f", CASE WHEN {q(flag_col(c.name))} THEN {q(side(c.name))} END AS {q(side(c.name))}"
+        f", CASE WHEN {q(flag_col(c.name))} THEN {_output(name, arrow_type)} END AS {q(name)}"
         for c in plan.columns
-        for side in (a_col, b_col)
+        for name, arrow_type in ((a_col(c.name), c.type_a), (b_col(c.name), c.type_b))
     )
     any_flag = "".join(f" OR {q(flag_col(c.name))}" for c in plan.columns)
     sql = f"""
@@ -102,10 +125,14 @@ def build_sql(plan: Plan, has_dups: bool, limit: int | None) -> str:
     return f"SELECT * FROM ({sql}) ORDER BY {keys}"
 
 
-def run(plan: Plan, side_a: Side, side_b: Side, raw_path: Path, options: CompareOptions, work_dir: Path) -> None:
+@contextlib.contextmanager
+def stream(
+    plan: Plan, side_a: Side, side_b: Side, options: CompareOptions, scratch: Path
+) -> Iterator[pa.RecordBatchReader]:
+    """The differing rows, ordered by key (the intermediate table the finishing pass reads)."""
     con = duckdb.connect(config={"threads": options.threads, "preserve_insertion_order": False})
     try:
-        con.execute(f"SET temp_directory = {lit(str(options.temp_dir or work_dir / 'duckdb.tmp'))}")
+        con.execute(f"SET temp_directory = {lit(str(options.temp_dir or scratch / 'duckdb.tmp'))}")
         if options.memory_limit:
             con.execute(f"SET memory_limit = {lit(options.memory_limit)}")
         for name, side in (("A", side_a), ("B", side_b)):
@@ -118,7 +145,6 @@ def run(plan: Plan, side_a: Side, side_b: Side, raw_path: Path, options: Compare
             UNION SELECT {keys} FROM (SELECT {_key_select(plan, "b")} FROM B) GROUP BY ALL HAVING count(*) > 1"""
         )
         has_dups = con.execute("SELECT count(*) FROM dups").fetchall()[0][0] > 0
-        sql = build_sql(plan, has_dups, options.max_diffs)
-        con.execute(f"COPY ({sql}) TO {lit(str(raw_path))} (FORMAT parquet, COMPRESSION uncompressed)")
+        yield con.sql(build_sql(plan, has_dups, options.max_diffs)).to_arrow_reader(BATCH_ROWS)
     finally:
         con.close()

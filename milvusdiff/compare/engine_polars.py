@@ -1,4 +1,4 @@
-"""The second engine: the same plan as lazy Polars expressions, sunk to Parquet by the streaming engine.
+"""The second engine: the same plan as lazy Polars expressions, collected in batches by the streaming engine.
 
 It mirrors engine_duckdb clause for clause (null keys match each other, NaN equals NaN, duplicate
 keys leave the join and are counted apart) so both produce the same intermediate table.
@@ -6,6 +6,8 @@ keys leave the join and are counted apart) so both produce the same intermediate
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -14,6 +16,8 @@ import pyarrow as pa
 from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.options import CompareOptions
 from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
+
+BATCH_ROWS = 32768
 
 
 def _join_dtype(arrow_type: pa.DataType) -> pl.DataType | None:
@@ -124,5 +128,10 @@ def build_frame(plan: Plan, side_a: Side, side_b: Side, limit: int | None) -> pl
     return pl.concat([result, counted], how="diagonal_relaxed").sort(keys)
 
 
-def run(plan: Plan, side_a: Side, side_b: Side, raw_path: Path, options: CompareOptions, work_dir: Path) -> None:
-    build_frame(plan, side_a, side_b, options.max_diffs).sink_parquet(raw_path, compression="uncompressed")
+@contextlib.contextmanager
+def stream(
+    plan: Plan, side_a: Side, side_b: Side, options: CompareOptions, scratch: Path
+) -> Iterator[Iterator[pa.RecordBatch]]:
+    """The differing rows, ordered by key (the intermediate table the finishing pass reads)."""
+    frames = build_frame(plan, side_a, side_b, options.max_diffs).collect_batches(chunk_size=BATCH_ROWS)
+    yield (batch for frame in frames for batch in frame.to_arrow().to_batches())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -90,45 +91,71 @@ def _changed_columns(names: list[str], flags: np.ndarray) -> pa.Array:
 
 
 class Finisher:
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, sample_per_class: int = 0) -> None:
         self.plan = plan
         self.schema = output_schema(plan)
         self.tally = Tally(columns={c.name: ColumnTally() for c in plan.columns})
+        self.wanted = dict.fromkeys(CLASSES, sample_per_class)
+        self.sample: list[tuple[int, dict[str, Any]]] = []  # (row number in diff.parquet, row) for the reports
 
     def _cast(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+        """Engines hand out their own Arrow types (large strings, plain lists); the output has the inputs'."""
         arrays = {}
         for name in self.schema.names:
             if name in batch.schema.names:
-                arrays[name] = batch.column(name).cast(self.schema.field(name).type)
+                array, target = batch.column(name), self.schema.field(name).type
+                arrays[name] = array if array.type == target else array.cast(target)
         return arrays
 
-    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        arrays = self._cast(batch)
+    def _flags(self, batch: pa.RecordBatch, arrays: dict[str, pa.Array]) -> tuple[np.ndarray, np.ndarray]:
+        """Per row and column: still differs. Per column: whether refinement cleared any flag."""
         columns = self.plan.columns
         flags = np.zeros((batch.num_rows, len(columns)), dtype=bool)
+        cleared = np.zeros(len(columns), dtype=bool)
         for i, column in enumerate(columns):
             flags[:, i] = batch.column(flag_col(column.name)).fill_null(False).to_numpy(zero_copy_only=False)
             rows = np.flatnonzero(flags[:, i])
             if column.needs_refinement and rows.size:
                 take = pa.array(rows)
                 a, b = arrays[a_col(column.name)].take(take), arrays[b_col(column.name)].take(take)
-                flags[rows, i] = still_different(column, a, b)
-        is_changed = pc.equal(arrays["class"], "changed").to_numpy(zero_copy_only=False)
-        keep = ~is_changed | flags.any(axis=1)
-        flags = flags[keep]
-        keep_mask = pa.array(keep)
-        arrays = {name: array.filter(keep_mask) for name, array in arrays.items()}
+                still = still_different(column, a, b)
+                cleared[i] = not still.all()
+                flags[rows, i] = still
+        return flags, cleared
+
+    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        arrays = self._cast(batch)
+        flags, cleared = self._flags(batch, arrays)
+        keep = ~pc.equal(arrays["class"], "changed").to_numpy(zero_copy_only=False) | flags.any(axis=1)
+        if not keep.all():
+            flags, mask = flags[keep], pa.array(keep)
+            arrays = {name: array.filter(mask) for name, array in arrays.items()}
         out: dict[str, pa.Array] = {name: arrays[name] for name in [*self.plan.key_names, *ARBITRATION_COLUMNS]}
-        out["changed_columns"] = _changed_columns([c.name for c in columns], flags)
-        for i, column in enumerate(columns):
-            flag = pa.array(flags[:, i])
-            for side in (a_col, b_col):
-                out[side(column.name)] = pc.if_else(flag, arrays[side(column.name)], None)
+        out["changed_columns"] = _changed_columns([c.name for c in self.plan.columns], flags)
+        for i, column in enumerate(self.plan.columns):
+            for side in (a_col(column.name), b_col(column.name)):
+                # Engines emit values only where they flagged; a cleared flag must lose its values too.
+                out[side] = pc.if_else(pa.array(flags[:, i]), arrays[side], None) if cleared[i] else arrays[side]
             self._measure(column, flags[:, i], out)
         out["verdict"] = pa.nulls(len(flags), pa.string())
         result = pa.RecordBatch.from_arrays([out[n] for n in self.schema.names], schema=self.schema)
+        self._pick_sample(result)
         self._count(result)
         return result
+
+    def _pick_sample(self, result: pa.RecordBatch) -> None:
+        """The first rows of each class, while they are at hand: the reports never reread diff.parquet."""
+        if not any(self.wanted.values()):
+            return
+        classes = result.column("class").to_numpy(zero_copy_only=False)
+        chosen: list[int] = []
+        for name, left in self.wanted.items():
+            rows = np.flatnonzero(classes == name)[:left]
+            self.wanted[name] -= len(rows)
+            chosen += rows.tolist()
+        chosen.sort()
+        rows_py = result.take(pa.array(chosen, pa.int64())).to_pylist()
+        self.sample += [(self.tally.written + i, row) for i, row in zip(chosen, rows_py, strict=True)]
 
     def _measure(self, column: Column, flag: np.ndarray, out: dict[str, pa.Array]) -> None:
         tally = self.tally.columns[column.name]
@@ -149,9 +176,9 @@ class Finisher:
     def _count(self, result: pa.RecordBatch) -> None:
         tally = self.tally
         tally.written += result.num_rows
-        classes = result.column("class").to_numpy(zero_copy_only=False)
-        tally.classes.update(classes.tolist())
-        is_dup = np.char.startswith(classes.astype(str), "duplicate")
+        for entry in pc.value_counts(result.column("class")).to_pylist():
+            tally.classes[entry["values"]] += entry["counts"]
+        is_dup = pc.starts_with(result.column("class"), "duplicate").to_numpy(zero_copy_only=False)
         count_a, count_b = result.column("count_a").to_numpy(), result.column("count_b").to_numpy()
         tally.duplicate_keys_a += int((count_a > 1).sum())
         tally.duplicate_keys_b += int((count_b > 1).sum())

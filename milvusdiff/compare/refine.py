@@ -12,22 +12,23 @@ import pyarrow as pa
 from milvusdiff.compare.lists import elementwise_equal
 from milvusdiff.compare.options import Tolerance
 from milvusdiff.compare.plan import Column, Kind
-from milvusdiff.types.canonical import canonical_json_text
-
-
-def _canonical(text: str | None) -> str | None:
-    """Text that is not JSON stays as it is: it then equals only identical text."""
-    if text is None:
-        return None
-    try:
-        return canonical_json_text(text)
-    except ValueError:
-        return text
 
 
 def _json_equal(a: pa.Array, b: pa.Array) -> np.ndarray:
+    # Imported here: the types package pulls in pymilvus, which only this refinement needs.
+    from milvusdiff.types.canonical import canonical_json_text
+
+    def canonical(text: str | None) -> str | None:
+        """Text that is not JSON stays as it is: it then equals only identical text."""
+        if text is None:
+            return None
+        try:
+            return canonical_json_text(text)
+        except ValueError:
+            return text
+
     pairs = zip(a.to_pylist(), b.to_pylist(), strict=True)
-    return np.array([_canonical(x) == _canonical(y) for x, y in pairs], dtype=bool)
+    return np.array([canonical(x) == canonical(y) for x, y in pairs], dtype=bool)
 
 
 def _sparse_equal(a: pa.StructArray, b: pa.StructArray, tolerance: Tolerance) -> np.ndarray:

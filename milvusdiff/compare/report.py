@@ -12,10 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from milvusdiff.compare.finish import CLASSES
-
 _VALUE_CHARS = 60
 _VECTOR_ITEMS = 4
 
@@ -41,20 +37,6 @@ def fmt(value: Any) -> str:
         value = value.hex()
     text = str(value)
     return text if len(text) <= _VALUE_CHARS else text[: _VALUE_CHARS - 1] + "…"
-
-
-def read_sample(diff: Path, per_class: int) -> list[dict[str, Any]]:
-    """Up to `per_class` rows of each class, reading batches only until every quota is met."""
-    wanted = dict.fromkeys(CLASSES, per_class)
-    sample: list[dict[str, Any]] = []
-    for batch in pq.ParquetFile(diff).iter_batches(batch_size=4096):
-        for row in batch.to_pylist():
-            if wanted.get(row["class"], 0) > 0:
-                wanted[row["class"]] -= 1
-                sample.append(row)
-        if not any(wanted.values()):
-            break
-    return sample
 
 
 def _headline(summary: dict[str, Any]) -> Section:
@@ -176,7 +158,7 @@ def render_html(sections: list[Section]) -> str:
     return "\n".join(parts)
 
 
-def write_reports(out: Path, summary: dict[str, Any], diff: Path, per_class: int) -> None:
-    sections = build_sections(summary, read_sample(diff, per_class))
+def write_reports(out: Path, summary: dict[str, Any], sample: list[dict[str, Any]]) -> None:
+    sections = build_sections(summary, sample)
     (out / "report.md").write_text(render_markdown(sections), encoding="utf-8")
     (out / "report.html").write_text(render_html(sections), encoding="utf-8")

@@ -1,0 +1,224 @@
+"""Benchmark: milvusdiff compare vs a bare DuckDB scan (the floor) vs datacompy (the peer).
+
+Two snapshots of --rows rows (id, 5 scalars, a 128-dim float32 vector, a JSON column), B derived
+from A with 10% of vectors changed, 1% of rows missing, 1% extra, 1% scalar changes and 0.5% JSON
+values whose key order alone changed (which must not count). Each contender runs in its own
+subprocess so that its peak RSS is its own. Prints; asserts nothing.
+
+    python bench/bench_compare.py              # 1M rows
+    python bench/bench_compare.py --rows 100000
+    python bench/bench_compare.py --rows 10000000 --skip polars,datacompy
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from peer_datacompy import peak_rss_mb  # stdlib only, shared with the peer's venv
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+PEER_PYTHON = ROOT / ".venv-peer" / "bin" / "python"
+DIM = 128
+ROW_GROUP = 100_000
+COUNTED = ("only_a", "only_b", "changed")
+
+
+def _spec() -> Any:
+    from milvusdiff.types.spec import CollectionSpec, FieldSpec
+
+    return CollectionSpec(
+        name="bench",
+        fields=(
+            FieldSpec("id", "INT64", is_primary=True),
+            FieldSpec("i32", "INT32"),
+            FieldSpec("i64", "INT64"),
+            FieldSpec("f32", "FLOAT"),
+            FieldSpec("f64", "DOUBLE"),
+            FieldSpec("s", "VARCHAR", max_length=32),
+            FieldSpec("vec", "FLOAT_VECTOR", dim=DIM),
+            FieldSpec("meta", "JSON"),
+        ),
+    )
+
+
+def _json(ids: Any, cats: Any, reordered: bool) -> Any:
+    import pyarrow.compute as pc
+
+    n, cat = pc.cast(ids, "string"), pc.cast(cats, "string")
+    if reordered:
+        return pc.binary_join_element_wise('{"n":', n, ',"cat":"c', cat, '"}', "")
+    return pc.binary_join_element_wise('{"cat":"c', cat, '","n":', n, "}", "")
+
+
+def _table(ids: Any, vectors: Any, f64: Any, reordered: Any, schema: Any) -> Any:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cats = ids % 97
+    meta = pc.if_else(
+        pa.array(reordered), _json(pa.array(ids), pa.array(cats), True), _json(pa.array(ids), pa.array(cats), False)
+    )
+    columns = [
+        pa.array(ids),
+        pa.array((ids % 1_000_003).astype(np.int32)),
+        pa.array(ids * 7),
+        pa.array((ids / 3).astype(np.float32)),
+        pa.array(f64),
+        pc.binary_join_element_wise("name-", pc.cast(pa.array(ids % 5000), "string"), ""),
+        pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), DIM),
+        meta,
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def generate(rows: int, directory: Path) -> dict[str, int]:
+    """Write a.parquet and b.parquet (vectorized) and return the ground truth."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from milvusdiff.types.convert import snapshot_schema
+
+    schema = snapshot_schema(_spec())
+    rng = np.random.default_rng(42)
+    ids = np.arange(rows, dtype=np.int64)
+    vectors = rng.random((rows, DIM), dtype=np.float32)
+    f64 = ids / 7.0
+    pq.write_table(
+        _table(ids, vectors, f64, np.zeros(rows, bool), schema), directory / "a.parquet", row_group_size=ROW_GROUP
+    )
+    order = rng.permutation(rows)
+    pct = rows // 100
+    missing, vec_changed, scalar_changed, reordered = (
+        order[:pct],
+        order[pct : pct + 10 * pct],
+        order[11 * pct : 12 * pct],
+        order[12 * pct : 12 * pct + pct // 2],
+    )
+    vectors[vec_changed, rng.integers(0, DIM, len(vec_changed))] += np.float32(0.001)
+    f64[scalar_changed] += 1.0
+    is_reordered = np.zeros(rows, bool)
+    is_reordered[reordered] = True
+    keep = np.ones(rows, bool)
+    keep[missing] = False
+    extra = np.arange(rows, rows + pct, dtype=np.int64)
+    b_ids = np.concatenate([ids[keep], extra])
+    b_vectors = np.concatenate([vectors[keep], rng.random((pct, DIM), dtype=np.float32)])
+    b_f64 = np.concatenate([f64[keep], extra / 7.0])
+    b_reordered = np.concatenate([is_reordered[keep], np.zeros(pct, bool)])
+    pq.write_table(
+        _table(b_ids, b_vectors, b_f64, b_reordered, schema), directory / "b.parquet", row_group_size=ROW_GROUP
+    )
+    truth = {"rows": rows, "only_a": pct, "only_b": pct, "changed": 11 * pct, "unchanged": rows - 12 * pct}
+    (directory / "truth.json").write_text(json.dumps(truth))
+    return truth
+
+
+# -- children: each runs one contender and prints one JSON line ------------------------------------
+
+
+def child_floor(a: Path, b: Path) -> dict[str, Any]:
+    """Decode every column of both files: no comparison can do less work than this."""
+    import duckdb
+
+    started = time.perf_counter()
+    con = duckdb.connect()
+    for path in (a, b):
+        con.execute(f"SELECT bit_xor(hash(COLUMNS(*))) FROM read_parquet('{path}')").fetchall()
+    return {"seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb(), "counts": None}
+
+
+def child_compare(a: Path, b: Path, engine: str, scratch: Path) -> dict[str, Any]:
+    from milvusdiff.compare import compare
+
+    started = time.perf_counter()
+    summary = compare(a, b, engine=engine, out=scratch / f"diff-{engine}").summary
+    seconds = time.perf_counter() - started
+    counts = {name: summary[name] for name in (*COUNTED, "unchanged")}
+    return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "counts": counts}
+
+
+def _run_child(argv: list[str]) -> dict[str, Any]:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _matches(counts: dict[str, int] | None, truth: dict[str, int], names: tuple[str, ...]) -> str:
+    if counts is None:
+        return "-"
+    wrong = [f"{n} {counts.get(n)} != {truth[n]}" for n in names if counts.get(n) != truth[n]]
+    return "exact" if not wrong else "; ".join(wrong)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--skip", default="", help="comma-separated: floor,duckdb,polars,datacompy")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--dir", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    directory = args.dir or OUT / f"rows-{args.rows}"
+    a, b = directory / "a.parquet", directory / "b.parquet"
+    if args.child:
+        result = child_floor(a, b) if args.child == "floor" else child_compare(a, b, args.child, directory)
+        print(json.dumps(result))
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if (directory / "truth.json").exists():
+        truth = json.loads((directory / "truth.json").read_text())
+        print(f"reusing {directory}")
+    else:
+        truth = generate(args.rows, directory)
+        print(f"generated {args.rows:,} rows in {time.perf_counter() - started:.1f} s: {directory}")
+    print(f"ground truth: {truth}")
+    skip = set(filter(None, args.skip.split(",")))
+    me = [sys.executable, __file__, "--rows", str(args.rows), "--dir", str(directory), "--child"]
+    results: dict[str, dict[str, Any]] = {}
+    for name in ("floor", "duckdb", "polars"):
+        if name not in skip:
+            results[name] = _run_child([*me, name])
+    if "datacompy" not in skip:
+        if PEER_PYTHON.exists():
+            results["datacompy"] = _run_child(
+                [str(PEER_PYTHON), str(ROOT / "bench" / "peer_datacompy.py"), str(a), str(b)]
+            )
+        else:
+            results["datacompy"] = {"error": "no .venv-peer: run `make .venv-peer/.installed`"}
+    _print(results, truth)
+
+
+def _print(results: dict[str, dict[str, Any]], truth: dict[str, int]) -> None:
+    floor = results.get("floor", {}).get("seconds")
+    peer = results.get("datacompy", {}).get("seconds")
+    print(f"\n{'contender':<22}{'seconds':>9}{'peak RSS MB':>13}{'x floor':>9}{'peer / it':>11}  counts")
+    for name, result in results.items():
+        if "error" in result:
+            print(f"{name:<22}  error: {result['error']}")
+            continue
+        seconds = result["seconds"]
+        names = (*COUNTED, "unchanged") if name in ("duckdb", "polars") else COUNTED
+        label = f"milvusdiff {name}" if name in ("duckdb", "polars") else name
+        ratio = f"{seconds / floor:.2f}" if floor else "-"
+        speedup = f"{peer / seconds:.2f}" if peer and name in ("duckdb", "polars") else "-"
+        print(
+            f"{label:<22}{seconds:>9.2f}{result['peak_rss_mb']:>13.0f}{ratio:>9}{speedup:>11}  "
+            f"{_matches(result['counts'], truth, names)}"
+        )
+    print(
+        "\ngoals: milvusdiff duckdb <= 1.5x floor, >= 2x faster than datacompy, peak RSS <= 1.5 GB "
+        "(<= 4 GB at 10M rows), counts exact"
+    )
+
+
+if __name__ == "__main__":
+    main()
