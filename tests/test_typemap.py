@@ -19,6 +19,7 @@ import psycopg
 import pyarrow as pa
 import pytest
 from helpers.agreement import pg_columns_to_snapshot, plain, read_pg_arrow, table_values
+from helpers.schemas import DIM, LITE_FIELDS, REQUIRED, every_type_index, every_type_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
@@ -38,7 +39,6 @@ ROUND_TRIP = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
 PURE = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-DIM = 8
 _ids = itertools.count(1)
 
 # ---------------------------------------------------------------------------------------------
@@ -98,40 +98,31 @@ ARRAY_ELEMENTS: dict[DataType, st.SearchStrategy[Any]] = {
     DataType.DOUBLE: float64s,
     DataType.VARCHAR: texts,
 }
-
-# (name, DataType, add_field kwargs, strategy); every scalar is nullable so nulls are exercised too.
-LITE_FIELDS: list[tuple[str, DataType, dict[str, Any], st.SearchStrategy[Any]]] = [
-    ("b", DataType.BOOL, {"nullable": True}, st.booleans()),
-    ("i8", DataType.INT8, {"nullable": True}, ARRAY_ELEMENTS[DataType.INT8]),
-    ("i16", DataType.INT16, {"nullable": True}, ARRAY_ELEMENTS[DataType.INT16]),
-    ("i32", DataType.INT32, {"nullable": True, "default_value": 7}, ARRAY_ELEMENTS[DataType.INT32]),
-    ("i64", DataType.INT64, {"nullable": True}, ARRAY_ELEMENTS[DataType.INT64]),
-    ("f", DataType.FLOAT, {"nullable": True}, float32s),
-    ("d", DataType.DOUBLE, {"nullable": True}, float64s),
-    ("s", DataType.VARCHAR, {"nullable": True, "max_length": 512, "default_value": "dflt"}, texts),
-    ("j", DataType.JSON, {"nullable": True}, json_documents),
-    *(
-        (
-            f"a_{elem.name.lower()}",
-            DataType.ARRAY,
-            {"nullable": True, "element_type": elem, "max_capacity": 5, "max_length": 512},
-            st.lists(strategy, max_size=5),
-        )
-        for elem, strategy in ARRAY_ELEMENTS.items()
-    ),
-    ("g", DataType.GEOMETRY, {"nullable": True}, geometries()),
-    ("ts", DataType.TIMESTAMPTZ, {"nullable": True}, timestamp_texts),
-    ("vec", DataType.FLOAT_VECTOR, {"dim": DIM}, vectors),
-    ("sp", DataType.SPARSE_FLOAT_VECTOR, {}, sparse_vectors),
-]
-REQUIRED = {"vec", "sp"}
+# A strategy for every field of the shared every-type collection.
+STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
+    "b": st.booleans(),
+    "i8": ARRAY_ELEMENTS[DataType.INT8],
+    "i16": ARRAY_ELEMENTS[DataType.INT16],
+    "i32": ARRAY_ELEMENTS[DataType.INT32],
+    "i64": ARRAY_ELEMENTS[DataType.INT64],
+    "f": float32s,
+    "d": float64s,
+    "s": texts,
+    "j": json_documents,
+    **{f"a_{elem.name.lower()}": st.lists(strategy, max_size=5) for elem, strategy in ARRAY_ELEMENTS.items()},
+    "g": geometries(),
+    "ts": timestamp_texts,
+    "vec": vectors,
+    "sp": sparse_vectors,
+}
+assert set(STRATEGIES) == {name for name, _, _ in LITE_FIELDS}
 
 
 @st.composite
 def lite_rows(draw: st.DrawFn) -> dict[str, Any]:
     """One row: required fields always; nullable ones a value, None, or left out; dynamic keys sometimes."""
     row: dict[str, Any] = {}
-    for name, _, _, strategy in LITE_FIELDS:
+    for name, strategy in STRATEGIES.items():
         if name in REQUIRED:
             row[name] = draw(strategy)
             continue
@@ -149,14 +140,7 @@ def lite_rows(draw: st.DrawFn) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def lite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MilvusClient, CollectionSpec]]:
     client = MilvusClient(str(tmp_path_factory.mktemp("typemap") / "milvus.db"))
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    for name, dtype, kwargs, _ in LITE_FIELDS:
-        schema.add_field(name, dtype, **kwargs)
-    index = client.prepare_index_params()
-    index.add_index("vec", index_type="FLAT", metric_type="L2")
-    index.add_index("sp", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
-    client.create_collection("every_type", schema=schema, index_params=index)
+    client.create_collection("every_type", schema=every_type_schema(), index_params=every_type_index(client))
     spec = CollectionSpec.from_milvus("every_type", client.describe_collection("every_type"))
     yield client, spec
     client.close()
@@ -245,7 +229,7 @@ def test_spec_read_back_from_milvus_keeps_types_defaults_and_nullability(
     assert spec.field("i32").default_value == 7 and spec.field("s").default_value == "dflt"
     assert spec.field("a_varchar").element_type == "VARCHAR" and spec.field("a_varchar").max_capacity == 5
     assert spec.field("vec").dim == DIM and not spec.field("vec").nullable
-    assert all(spec.field(name).nullable for name, *_ in LITE_FIELDS if name not in REQUIRED)
+    assert all(spec.field(name).nullable for name, _, _ in LITE_FIELDS if name not in REQUIRED)
     assert CollectionSpec.from_json(spec.to_json()) == spec
 
 
@@ -421,7 +405,7 @@ def test_digests_do_not_depend_on_slicing_or_chunking(rows: list[dict[str, Any]]
 def _lite_spec_fields() -> tuple[FieldSpec, ...]:
     """The Lite collection's fields without asking Milvus (for tests that never touch a store)."""
     fields = [FieldSpec("id", "INT64", is_primary=True)]
-    for name, dtype, kwargs, _ in LITE_FIELDS:
+    for name, dtype, kwargs in LITE_FIELDS:
         element = kwargs.get("element_type")
         fields.append(
             FieldSpec(
