@@ -8,6 +8,7 @@ group, the options every command shares, and the mapping of errors to exit codes
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,6 +20,20 @@ from milvusdiff.config import Settings
 from milvusdiff.errors import MilvusDiffError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# gRPC's fork handlers print a notice when the embedded PostgreSQL's pg_ctl is spawned; milvusdiff never
+# uses gRPC in a forked child, so they are not needed. Must be set before grpc is imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+
+class _KnownNoise(logging.Filter):
+    """Milvus Lite's in-process server does not implement AllocTimestamp, so every query_iterator logs
+    a server error and a pymilvus warning before falling back to a client-side timestamp. That is
+    expected there (see the field notes) and would drown real warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "mvccTs" not in message and "Method not implemented" not in message
 
 EXIT_SAME = 0
 EXIT_DIFFERENT = 1
@@ -64,6 +79,9 @@ def cli(debug: bool, log_level: str) -> None:
     """
     _State.debug = debug
     logging.basicConfig(level=getattr(logging, log_level.upper()), format="%(levelname)s %(name)s: %(message)s")
+    if log_level.upper() != "DEBUG":
+        for name in ("pymilvus.client.iterator.query_iterator", "grpc._server"):
+            logging.getLogger(name).addFilter(_KnownNoise())
 
 
 def settings_from_options(
@@ -92,9 +110,13 @@ def _register_commands() -> None:
 # One line per command module; keep the list sorted.
 _COMMAND_MODULES: list[str] = [
     "compare",
+    "corrupt",
+    "demo",
     "export",
     "repair",
+    "schemas",
     "validate",
+    "workload",
 ]
 
 
