@@ -7,12 +7,12 @@ doubled) and every value is a `?` placeholder with its value in the returned par
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import ClassVar
 
 from milvusdiff.errors import FilterConversionError
 from milvusdiff.filters import ast
-from milvusdiff.filters.columns import ColumnResolver, ColumnType, Kind
+from milvusdiff.filters.columns import META_COLUMN, ColumnResolver, ColumnType, Kind
 from milvusdiff.filters.parser import parse
 from milvusdiff.filters.sqlfrag import Frag, Ident, Param, join, param, sql
 from milvusdiff.filters.translate import JSON_KINDS, Dialect, LiteralValue, Translator
@@ -39,6 +39,23 @@ class DuckDBDialect(Dialect):
     }
     exact_int = "HUGEINT"
 
+    def __init__(self, column_names: Iterable[str]) -> None:
+        self.by_folded_name: dict[str, list[str]] = {}
+        for name in (*column_names, META_COLUMN):
+            self.by_folded_name.setdefault(name.lower(), []).append(name)
+
+    def column(self, name: str, pos: int) -> Frag:
+        # DuckDB matches identifiers case-insensitively, quoted or not, and renames the second of
+        # two Parquet columns that differ only in case: neither can be addressed reliably.
+        twins = [other for other in self.by_folded_name[name.lower()] if other != name]
+        if twins:
+            raise FilterConversionError(
+                f"field {name!r} differs from {twins[0]!r} only in letter case, which DuckDB cannot tell apart",
+                position=pos,
+                construct="field",
+            )
+        return super().column(name, pos)
+
     def text_order(self, value: Frag) -> Frag:
         return value  # DuckDB's default collation is binary: UTF-8 byte order is code-point order
 
@@ -53,6 +70,11 @@ class DuckDBDialect(Dialect):
 
     def array_length(self, column: Frag) -> Frag:
         return sql("len({})", column)
+
+    def member(self, value: Frag, array: Frag) -> Frag:
+        # Not `= ANY(...)`: that is FALSE for a NULL list, and DuckDB plans it as a join that
+        # evaluates `value` outside the CASE guarding its cast.
+        return sql("list_contains({}, {})", array, value)
 
     def array_has(self, column: Frag, mode: str, values: Frag) -> Frag:
         return sql(f"list_has_{mode}({{}}, {{}})", column, values)
@@ -120,7 +142,7 @@ def to_duckdb(
     says whether names outside it are keys of the `$meta` JSON column.
     """
     node = parse(node_or_expr) if isinstance(node_or_expr, str) else node_or_expr
-    frag = Translator(DuckDBDialect(), ColumnResolver(columns, dynamic=dynamic)).predicate(node)
+    frag = Translator(DuckDBDialect(columns), ColumnResolver(columns, dynamic=dynamic)).predicate(node)
     text: list[str] = []
     params: list[object] = []
     for part in frag.parts:

@@ -44,6 +44,9 @@ class PostgresDialect(Dialect):
     def array_length(self, column: Frag) -> Frag:
         return sql("cardinality({})", column)
 
+    def member(self, value: Frag, array: Frag) -> Frag:
+        return sql("({} = ANY({}))", value, array)
+
     def array_has(self, column: Frag, mode: str, values: Frag) -> Frag:
         return sql("({} @> {})" if mode == "all" else "({} && {})", column, values)
 

@@ -78,6 +78,10 @@ class Dialect(ABC):
     def array_length(self, column: Frag) -> Frag: ...
 
     @abstractmethod
+    def member(self, value: Frag, array: Frag) -> Frag:
+        """Whether `value` is an element of `array`: NULL when either is NULL."""
+
+    @abstractmethod
     def array_has(self, column: Frag, mode: str, values: Frag) -> Frag:
         """Whether the ARRAY column holds all / any (`mode`) of the typed array `values`."""
 
@@ -108,6 +112,10 @@ class Dialect(ABC):
     @abstractmethod
     def json_contains(self, value: Frag, groups: dict[str, list[LiteralValue]], mode: str) -> Frag:
         """Whether a JSON array holds all / any (`mode`) of the items, grouped by JSON type."""
+
+    def column(self, name: str, pos: int) -> Frag:
+        """A reference to the column `name`, which the filter names at `pos`."""
+        return ident(name)
 
     def cast(self, value: Frag, kind: Kind, *, array: bool = False) -> Frag:
         return sql(f"CAST({{}} AS {self.types[kind]}{'[]' if array else ''})", value)
@@ -183,7 +191,7 @@ class Translator:
 
     def ref(self, node: ast.Ref) -> Value:
         resolved = self.resolver.resolve(node)
-        column = ident(resolved.column.name)
+        column = self.d.column(resolved.column.name, node.pos)
         kind = resolved.column.kind
         assert kind is not None  # the resolver rejects unusable columns
         if kind is Kind.JSON:
@@ -269,7 +277,7 @@ class Translator:
         a, b = left.sql, right.sql
         if kind is Kind.FLOAT:
             a, b = self.d.cast(a, Kind.FLOAT), self.d.cast(b, Kind.FLOAT)
-        elif kind is Kind.STRING:
+        elif kind is Kind.STRING and op not in ("==", "!="):
             a = self.d.text_order(a)
         return Value(Kind.BOOL, sql(f"({{}} {_SQL_OPS[op]} {{}})", a, b))
 
@@ -282,7 +290,7 @@ class Translator:
         typed, literal = self.json_typed(x, json_type), other.sql
         if json_type == "number":
             literal = self.d.cast(literal, Kind.FLOAT)
-        elif json_type == "string":
+        elif json_type == "string" and op not in ("==", "!="):
             typed = self.d.text_order(typed)
         test = sql(f"({{}} {_SQL_OPS[op]} {{}})", typed, literal)
         is_type = self.d.json_is(x, json_type)
@@ -314,13 +322,15 @@ class Translator:
             kind = self.common_item_kind(value, items, node)
             values = [float(item.value) if kind is Kind.FLOAT else item.value for item in items]
             operand = self.d.cast(value.sql, Kind.FLOAT) if kind is Kind.FLOAT else value.sql
-            found = sql("({} = ANY({}))", operand, self.d.cast(param(values), kind, array=True))
+            found = self.d.member(operand, self.d.cast(param(values), kind, array=True))
+        if not items:
+            found = sql("FALSE")  # an empty disjunction: false for every row, NULL ones included, as in SQL
         return Value(Kind.BOOL, sql("(NOT {})", found) if node.negated else found)
 
     def json_in(self, x: Frag, json_type: str, group: list[LiteralValue]) -> Frag:
         kind = JSON_KINDS[json_type]
         values = [float(v) for v in group] if kind is Kind.FLOAT else group
-        member = sql("({} = ANY({}))", self.json_typed(x, json_type), self.d.cast(param(values), kind, array=True))
+        member = self.d.member(self.json_typed(x, json_type), self.d.cast(param(values), kind, array=True))
         return sql("WHEN {} THEN {}", self.d.json_is(x, json_type), member)
 
     def common_item_kind(self, value: Value, items: list[ast.Literal], node: ast.Node) -> Kind:
@@ -381,7 +391,7 @@ class Translator:
             values = [float(item.value) if kind is Kind.FLOAT else item.value for item in items]
             column = self.d.cast(target.sql, Kind.FLOAT, array=True) if kind is Kind.FLOAT else target.sql
             if node.mode == "one":
-                return Value(Kind.BOOL, sql("({} = ANY({}))", self.d.cast(param(values[0]), kind), column))
+                return Value(Kind.BOOL, self.d.member(self.d.cast(param(values[0]), kind), column))
             return Value(Kind.BOOL, self.d.array_has(column, node.mode, self.d.cast(param(values), kind, array=True)))
         if target.kind is Kind.JSON:
             assert target.source is not None
@@ -389,7 +399,7 @@ class Translator:
             found = sql("COALESCE({}, FALSE)", self.d.json_contains(target.sql, json_groups(items), mode))
             if target.source.dynamic:
                 return Value(Kind.BOOL, found)
-            column = ident(target.source.column.name)
+            column = self.d.column(target.source.column.name, node.target.pos)
             return Value(Kind.BOOL, sql("CASE WHEN {} IS NULL THEN NULL ELSE {} END", column, found))
         raise FilterConversionError(
             f"contains functions need an ARRAY or JSON value, not {_describe(target)}",
