@@ -3,6 +3,8 @@
 Snapshot columns (docs/ARCHITECTURE.md): JSON and `$meta` are canonical JSON text, read with
 DuckDB's json functions; ARRAY columns are lists. Identifiers are double-quoted (embedded quotes
 doubled) and every value is a `?` placeholder with its value in the returned parameter list.
+DuckDB cannot address two columns whose names differ only in letter case; a filter naming one
+raises FilterConversionError.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ Semantics, chosen to match Milvus (Milvus Lite 3.x where the server is not obser
 * A JSON path (or dynamic-field key) that is missing, or holds JSON null, is NULL. A present value
   of another type than the literal compares unequal: `==` is false, `!=` is true, and ordering
   (`<` ...) is unknown. Numbers compare numerically (as doubles), strings by code point.
+* `x in [...]` is `x == a or x == b ...`, so `x in []` is false for every row, NULL ones too.
 * Contains functions on a present JSON document are false (not unknown) when the path is missing
   or not an array; on a NULL JSON or ARRAY field they are unknown.
 * Integer `/` and `%` truncate toward zero (C, as Milvus computes them), computed exactly (no
@@ -229,17 +230,19 @@ class Translator:
             f"arithmetic needs numbers, not {_describe(value)}", position=node.pos, construct="arithmetic"
         )
 
+    def exact(self, value: Value) -> Frag:
+        return sql(f"CAST({{}} AS {self.d.exact_int})", value.sql)
+
     def negate(self, node: ast.Neg) -> Value:
         operand = self.number(node.operand)
         if operand.kind is Kind.INT:
-            return Value(Kind.INT, sql(f"(- CAST({{}} AS {self.d.exact_int}))", operand.sql))
+            return Value(Kind.INT, sql("(- {})", self.exact(operand)))
         return Value(Kind.FLOAT, sql("(- {})", self.d.cast(operand.sql, Kind.FLOAT)))
 
     def arith(self, node: ast.Arith) -> Value:
         left, right = self.number(node.left), self.number(node.right)
         if left.kind is Kind.INT and right.kind is Kind.INT:
-            a = sql(f"CAST({{}} AS {self.d.exact_int})", left.sql)
-            b = sql(f"CAST({{}} AS {self.d.exact_int})", right.sql)
+            a, b = self.exact(left), self.exact(right)
             if node.op == "/":
                 return Value(Kind.INT, self.d.int_div(a, sql("NULLIF({}, 0)", b)))
             if node.op == "%":
