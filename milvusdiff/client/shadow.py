@@ -18,13 +18,16 @@ Reads (query, search, get, iterators) are inherited untouched.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pymilvus import MilvusClient
 
 from milvusdiff.client.outcome import outcome_unknown
@@ -34,9 +37,10 @@ from milvusdiff.services.journal import Journal
 from milvusdiff.services.milvus import milvus_client_kwargs
 from milvusdiff.services.pg import PendingWrite, ShadowStore, check_identifier
 from milvusdiff.services.pg_target import resolve_pg_conn
+from milvusdiff.types.canonical import canonical_json
 from milvusdiff.types.convert import rows_to_table
 from milvusdiff.types.digest import row_digests
-from milvusdiff.types.spec import DEFAULT_PARTITION, CollectionSpec
+from milvusdiff.types.spec import DEFAULT_PARTITION, META_COLUMN, CollectionSpec
 from milvusdiff.types.typemap import validate_field
 
 log = logging.getLogger(__name__)
@@ -232,6 +236,8 @@ class ShadowClient(MilvusClient):
         spec = self.spec(collection_name)
         partition = self._partition_of(spec, partition_name)
         table = rows_to_table(rows, spec)
+        if op == "upsert" and kwargs.get("partial_update"):
+            table = self._merge_partial(spec, table, rows)
 
         def call_milvus() -> Any:
             return parent(collection_name, data, timeout=timeout, partition_name=partition_name, **kwargs)
@@ -243,6 +249,40 @@ class ShadowClient(MilvusClient):
         seq = self.journal.begin(collection_name, op, keys, digests, partition=partition)
         pending = self._stage(seq, lambda: self.shadow.stage_upsert(spec, table, partition))
         return self._finish(seq, pending, call_milvus)
+
+    def _merge_partial(self, spec: CollectionSpec, table: pa.Table, rows: list[Mapping[str, Any]]) -> pa.Table:
+        """A partial_update upsert changes only the fields it names (and merges dynamic keys); the
+        shadow and the journal need the whole row as it will be, so the named fields are laid over
+        the row the shadow holds. Keys not yet present take the row as given, like Milvus does.
+
+        Two concurrent partial updates of one key may each merge with the row before the other.
+        """
+        key = spec.primary.name
+        named = {name for row in rows for name in row}
+        current = self.shadow.rows_for_keys(spec, table.column(key).to_pylist())
+        if current.num_rows == 0:
+            return table
+        where = {k: i for i, k in enumerate(current.column(key).to_pylist())}
+        positions = np.array([where.get(k, -1) for k in table.column(key).to_pylist()], dtype=np.int64)
+        known = pa.array(positions >= 0)
+        take = pa.array(np.where(positions >= 0, positions, 0))
+        for field in spec.fields:
+            if field.name in named or field.is_primary:
+                continue
+            before = current.column(field.name).take(take).combine_chunks()
+            index = table.schema.get_field_index(field.name)
+            merged = pc.if_else(known, before, table.column(field.name).combine_chunks())
+            table = table.set_column(index, table.schema.field(index), merged)
+        if spec.enable_dynamic_field:
+            before_meta = current.column(META_COLUMN).take(take).to_pylist()
+            given_meta = table.column(META_COLUMN).to_pylist()
+            merged_meta = [
+                canonical_json({**json.loads(old or "{}"), **json.loads(new or "{}")}) if hit else new
+                for old, new, hit in zip(before_meta, given_meta, (positions >= 0).tolist(), strict=True)
+            ]
+            index = table.schema.get_field_index(META_COLUMN)
+            table = table.set_column(index, table.schema.field(index), pa.array(merged_meta, pa.string()))
+        return table
 
     def _write_auto_id(
         self, spec: CollectionSpec, table: pa.Table, partition: str | None, call_milvus: Callable[[], Any]
@@ -366,8 +406,6 @@ class ShadowClient(MilvusClient):
 
 
 def _key_filter(spec: CollectionSpec, keys: Sequence[Any]) -> str:
-    import json
-
     return f"{spec.primary.name} in {json.dumps(list(keys), ensure_ascii=False)}"
 
 

@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import adbc_driver_postgresql.dbapi as adbc
 import numpy as np
 import psycopg
 import pyarrow as pa
@@ -25,8 +26,9 @@ from psycopg_pool import ConnectionPool
 
 from milvusdiff.config import redact
 from milvusdiff.errors import ConfigError, SchemaError
-from milvusdiff.types.spec import META_COLUMN, PARTITION_COLUMN, CollectionSpec, FieldSpec
-from milvusdiff.types.typemap import rule
+from milvusdiff.types.convert import snapshot_schema
+from milvusdiff.types.spec import META_COLUMN, META_FIELD, PARTITION_COLUMN, CollectionSpec, FieldSpec
+from milvusdiff.types.typemap import coerce_pg_column, rule
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +259,22 @@ class ShadowStore:
         if where is not None:
             query = sql.SQL("{} WHERE {}").format(query, where)
         return query
+
+    def rows_for_keys(self, spec: CollectionSpec, keys: Sequence[Any]) -> pa.Table:
+        """The shadow rows of these keys in snapshot form (plus `$partition`), read as Arrow with ADBC."""
+        where = sql.SQL("{} = ANY($1)").format(sql.Identifier(spec.primary.name))
+        with adbc.connect(self.conninfo) as conn, conn.cursor() as cur:
+            cur.execute(self.render(self.select_sql(spec, where)), parameters=(list(keys),))
+            raw = cur.fetch_arrow_table()
+        columns = []
+        for name, _ in shadow_columns(spec):
+            column = raw.column(name).combine_chunks()
+            if name == PARTITION_COLUMN:
+                columns.append(column.cast(pa.string()))
+            else:
+                field = spec.field(name) if name != META_COLUMN else META_FIELD
+                columns.append(coerce_pg_column(column, field))
+        return pa.Table.from_arrays(columns, schema=snapshot_schema(spec, with_partition=True))
 
     def render(self, query: sql.Composable) -> str:
         """SQL text for drivers (ADBC) that do not take psycopg.sql objects; identifiers stay quoted."""
