@@ -8,7 +8,8 @@ cheaper than another export. Both readers return the same columns (snapshot form
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -31,8 +32,28 @@ def milvus_partitions(client: MilvusClient, spec: CollectionSpec) -> list[str | 
     return list(client.list_partitions(spec.name)) or [DEFAULT_PARTITION]
 
 
+@contextmanager
+def _loaded(client: MilvusClient, collection: str) -> Iterator[None]:
+    """Queries need the collection loaded, and a collection can be released: Milvus Lite releases every
+    collection when a database is reopened, which every new process does. Load it for the read if needed,
+    and release it again after, leaving the server as it was found."""
+    if str(MilvusClient.get_load_state(client, collection).get("state", "")).endswith("Loaded"):
+        yield
+        return
+    MilvusClient.load_collection(client, collection)
+    try:
+        yield
+    finally:
+        MilvusClient.release_collection(client, collection)
+
+
 def milvus_rows(client: MilvusClient, spec: CollectionSpec, keys: Sequence[Any]) -> pa.Table:
     """The rows Milvus holds for these keys (every copy, if a server kept duplicates)."""
+    with _loaded(client, spec.name):
+        return _milvus_rows(client, spec, keys)
+
+
+def _milvus_rows(client: MilvusClient, spec: CollectionSpec, keys: Sequence[Any]) -> pa.Table:
     tables = []
     key = spec.primary.name
     for partition in milvus_partitions(client, spec):
