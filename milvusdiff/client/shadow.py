@@ -218,6 +218,9 @@ class ShadowClient(MilvusClient):
         partition_name: str | None = "",
         **kwargs: Any,
     ) -> dict[str, Any]:
+        if kwargs.get("partial_update"):
+            # Milvus merges the given fields into the stored row; the shadow would store the partial row.
+            raise MilvusDiffError("upsert(partial_update=True) is not mirrored: upsert whole rows")
         return self._write_rows("upsert", collection_name, data, timeout, partition_name, kwargs)
 
     def _write_rows(
@@ -318,10 +321,14 @@ class ShadowClient(MilvusClient):
         """Delete by ids or by filter. A filter (or a partition) is first resolved to the exact keys
         it matches in Milvus, and those keys are deleted everywhere, so every store drops the same rows."""
         spec = self.spec(collection_name)
-        if filter is not None and ids is not None:
-            return super().delete(collection_name, ids=ids, filter=filter, timeout=timeout, **kwargs)  # Milvus refuses
-        if ids is not None:
-            keys = [ids] if isinstance(ids, (int, str)) else list(ids)
+        keys = [] if ids is None else [ids] if isinstance(ids, (int, str)) else list(ids)
+        if (filter and keys) or not (filter or keys):
+            # Both, or neither (no ids, empty filter): Milvus refuses; let it say so, mirroring nothing.
+            # Resolving an empty filter here would match, and so delete, every row.
+            return super().delete(
+                collection_name, ids=ids, filter=filter, timeout=timeout, partition_name=partition_name, **kwargs
+            )
+        if keys:
             if partition_name:
                 keys = self._matching_keys(spec, _key_filter(spec, keys), partition_name, timeout)
         else:
