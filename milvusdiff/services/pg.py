@@ -144,6 +144,11 @@ class ShadowStore:
 
     def create_table(self, spec: CollectionSpec) -> None:
         check_identifier(spec.name, "collection name")
+        for field in spec.fields:
+            if field.name in (META_COLUMN, PARTITION_COLUMN):  # Milvus accepts a field named $partition
+                raise SchemaError(
+                    f"field {field.name!r} in collection {spec.name!r}: the shadow table reserves that name"
+                )
         for name, _ in shadow_columns(spec):
             check_identifier(name, f"field name in collection {spec.name!r}")
         columns = [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in shadow_columns(spec)]
