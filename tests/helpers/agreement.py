@@ -18,7 +18,7 @@ import pyarrow as pa
 from pymilvus import MilvusClient
 
 from milvusdiff.client.shadow import ShadowClient
-from milvusdiff.services.journal import Journal
+from milvusdiff.services.journal import STATE_SCHEMA_FIELDS, Journal
 from milvusdiff.services.pg import ShadowStore
 from milvusdiff.types.convert import rows_to_table, snapshot_schema
 from milvusdiff.types.digest import row_digests
@@ -111,9 +111,8 @@ def journal_table(journal: Journal, spec: CollectionSpec) -> pa.Table:
     """Every key state of the collection as one Arrow table (key, state, last_seq, last_op, digest, flags)."""
     key_type = pa.int64() if spec.primary.type == "INT64" else pa.string()
     batches = list(journal.iter_state_batches(spec.name, spec.primary.name, key_type))
-    if not batches:
-        return pa.table({spec.primary.name: pa.array([], key_type), "state": pa.array([], pa.string())})
-    return pa.Table.from_batches(batches)
+    schema = pa.schema([pa.field(spec.primary.name, key_type), *STATE_SCHEMA_FIELDS])
+    return pa.Table.from_batches(batches, schema=schema)
 
 
 @dataclass
