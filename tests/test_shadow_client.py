@@ -24,7 +24,7 @@ from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from milvusdiff.client.shadow import ShadowClient
-from milvusdiff.errors import InDoubtError, MilvusDiffError, SchemaError, SyncError
+from milvusdiff.errors import InDoubtError, SchemaError, SyncError
 from milvusdiff.services.pg import PendingWrite
 from milvusdiff.types.convert import rows_to_table
 from milvusdiff.types.digest import row_digests
@@ -446,13 +446,13 @@ def test_milvus_reads_pass_through(client: ShadowClient) -> None:
     assert milvus_table(client, client.spec("reads")).num_rows == 5
 
 
-def test_partial_update_upserts_are_refused_not_mirrored_wrong(client: ShadowClient) -> None:
+def test_partial_update_upserts_are_mirrored_as_the_merged_row(client: ShadowClient) -> None:
     client.create_collection("partial", dimension=DIM)
     client.insert("partial", [{"id": 1, "vector": [1.0] * DIM, "a": 1}])
-    with pytest.raises(MilvusDiffError, match="partial_update"):
-        client.upsert("partial", [{"id": 1, "b": 2}], partial_update=True)
-    assert ops(client, "partial") == [("insert", "committed")]
-    assert keys_of(assert_agreement(client, "partial").milvus) == [1]
+    client.upsert("partial", [{"id": 1, "b": 2}], partial_update=True)
+    assert ops(client, "partial") == [("insert", "committed"), ("upsert", "committed")]
+    agreed = assert_agreement(client, "partial")
+    assert agreed.milvus.column("$meta").to_pylist() == ['{"a":1,"b":2}']
 
 
 def test_lite_upsert_keeps_stale_dynamic_keys_and_the_journal_notices(client: ShadowClient) -> None:

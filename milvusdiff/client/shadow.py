@@ -218,9 +218,6 @@ class ShadowClient(MilvusClient):
         partition_name: str | None = "",
         **kwargs: Any,
     ) -> dict[str, Any]:
-        if kwargs.get("partial_update"):
-            # Milvus merges the given fields into the stored row; the shadow would store the partial row.
-            raise MilvusDiffError("upsert(partial_update=True) is not mirrored: upsert whole rows")
         return self._write_rows("upsert", collection_name, data, timeout, partition_name, kwargs)
 
     def _write_rows(
