@@ -81,6 +81,8 @@ def store_warnings(rows_written: int, store_count: int | None, keys: KeyStats, s
     found = []
     if store_count is not None and rows_written != store_count:
         found.append(f"{store} reports {store_count} rows (count(*)) but {rows_written} were read")
+    if keys.duplicate_keys and store_count is not None and keys.distinct_keys != store_count:
+        found.append(f"{store} reports {store_count} rows but only {keys.distinct_keys} distinct keys were read")
     if keys.duplicate_keys:
         sample = ", ".join(json.dumps(k, ensure_ascii=False) for k in keys.duplicate_sample)
         found.append(

@@ -61,7 +61,8 @@ def connect(settings: Settings) -> MilvusClient:
     try:
         return MilvusClient(**milvus_client_kwargs(settings))
     except MilvusException as exc:
-        raise ConfigError(f"cannot reach Milvus at {describe_target(settings)}: {_first_line(exc)}") from exc
+        hint = " (is another process using this Milvus Lite database?)" if is_milvus_lite(settings.milvus_uri) else ""
+        raise ConfigError(f"cannot reach Milvus at {describe_target(settings)}: {_first_line(exc)}{hint}") from exc
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class MilvusReading:
         self.loaded_here = self._ensure_loaded()
         partitions = client.list_partitions(collection)
         self.with_partition = not self.spec.has_partition_key and any(
-            p != DEFAULT_PARTITION and self._count(partition=p) > 0 for p in partitions
+            p != DEFAULT_PARTITION and self._holds_rows(p) for p in partitions
         )
         self.partitions: list[str | None] = list(partitions) if self.with_partition else [None]
         self.schema = tag_source(snapshot_schema(self.spec, with_partition=self.with_partition), self.kind)
@@ -102,11 +103,15 @@ class MilvusReading:
         self.notes.append("the collection was not loaded: loaded for the export, released after")
         return True
 
-    def _count(self, expr: str = "", partition: str | None = None) -> int:
-        result = self.client.query(
-            self.name, filter=expr, output_fields=[_COUNT], partition_names=[partition] if partition else None
+    def _count(self, expr: str = "") -> int:
+        return int(self.client.query(self.name, filter=expr, output_fields=[_COUNT])[0][_COUNT])
+
+    def _holds_rows(self, partition: str) -> bool:
+        # not count(*): Milvus Lite 3.2 ignores partition_names there and counts the whole collection
+        found = self.client.query(
+            self.name, filter="", output_fields=[self.spec.primary.name], partition_names=[partition], limit=1
         )
-        return int(result[0][_COUNT])
+        return bool(found)
 
     # -- parallel key ranges -------------------------------------------------------------------
 

@@ -27,13 +27,16 @@ from milvusdiff.types.spec import DEFAULT_PARTITION, META_COLUMN, PARTITION_COLU
 from milvusdiff.types.typemap import coerce_pg_column
 
 _META_FIELD = FieldSpec(name=META_COLUMN, type="JSON", nullable=True)
+_BATCH_BYTES_OPTION = "adbc.postgresql.batch_size_hint_bytes"
+_BATCH_BYTES = 4 << 20
 
 
 class PgReading:
     kind = "pg"
 
-    def __init__(self, store: ShadowStore, conninfo: str, collection: str) -> None:
+    def __init__(self, store: ShadowStore, conninfo: str, collection: str, batch_size: int) -> None:
         self.store = store
+        self.batch_size = batch_size
         self.name = collection
         self.conninfo = conninfo
         self.uri = redact(conninfo)
@@ -63,9 +66,13 @@ class PgReading:
     def _read(self) -> Iterator[pa.Table]:
         try:
             with adbc.connect(self.conninfo) as conn, conn.cursor() as cursor:
+                # The driver sizes batches in bytes; at its default (16 MB) RSS crept up batch after batch
+                # (allocator), at 4 MB it stayed flat with no loss of speed (measured, 100k-400k rows).
+                cursor.adbc_statement.set_options(**{_BATCH_BYTES_OPTION: str(_BATCH_BYTES)})
                 cursor.execute(self.query)
                 for batch in cursor.fetch_record_batch():
-                    yield self._snapshot_form(batch)
+                    for start in range(0, batch.num_rows, self.batch_size):
+                        yield self._snapshot_form(batch.slice(start, self.batch_size))
         except adbc_driver_manager.Error as exc:
             raise SnapshotError(f"reading the shadow of {self.name!r} from {self.uri} failed: {exc}") from exc
 
@@ -91,6 +98,6 @@ def open_pg(collection: str, settings: Settings, options: ReadOptions) -> Iterat
     conninfo = resolve_pg_conn(settings)
     store = ShadowStore(conninfo, max_connections=2)
     try:
-        yield PgReading(store, conninfo, collection)
+        yield PgReading(store, conninfo, collection, options.batch_size)
     finally:
         store.close()
