@@ -46,6 +46,11 @@ class _PeriodicValidate:
 @click.option("--duration", type=float, help="Run the mix for S seconds instead of a number of operations.")
 @click.option("--seed", type=int, help="Seed of the run [default: random, printed in the report].")
 @click.option("--null-rate", type=float, help="Share of nulls in every nullable field [default: the preset's].")
+@click.option(
+    "--dynamic-presence",
+    type=float,
+    help="Share of rows carrying each dynamic key [default: the preset's]; 1 avoids Milvus Lite's upsert merge.",
+)
 @click.option("--validate-every", type=float, help="Pause writers and validate every S seconds, and at the end.")
 @click.option("--drop-existing", is_flag=True, help="Replace the collection if it exists.")
 @click.option("--quiet", is_flag=True, help="No progress bar (there is none anyway when stderr is not a terminal).")
@@ -61,6 +66,7 @@ def workload_command(
     duration: float | None,
     seed: int | None,
     null_rate: float | None,
+    dynamic_presence: float | None,
     validate_every: float | None,
     drop_existing: bool,
     quiet: bool,
@@ -107,6 +113,7 @@ def workload_command(
             operations=operations,
             on_validate=hook,
             null_rate=null_rate,
+            dynamic_presence=dynamic_presence,
         )
     finally:
         client.close()

@@ -57,12 +57,23 @@ class Batch:
 class RowGenerator:
     """Generates rows for one preset.
 
-    `null_rate` / `default_rate`, when given, apply to every nullable / defaulted field and win over the
-    preset's hints: a run-level request is what a caller (or a test) wants measured.
+    `null_rate` / `default_rate` / `dynamic_presence`, when given, apply to every nullable / defaulted /
+    dynamic field and win over the preset's hints: a run-level request is what a caller (or a test)
+    wants measured. `dynamic_presence=1.0` gives every row every dynamic key, which makes Milvus Lite
+    3.2's upsert (it merges the old row's dynamic keys instead of replacing them) agree with Milvus's
+    documented override, when the point of a run is not to show that difference.
     """
 
-    def __init__(self, preset: Preset, *, null_rate: float | None = None, default_rate: float | None = None) -> None:
-        for name, rate in (("null_rate", null_rate), ("default_rate", default_rate)):
+    def __init__(
+        self,
+        preset: Preset,
+        *,
+        null_rate: float | None = None,
+        default_rate: float | None = None,
+        dynamic_presence: float | None = None,
+    ) -> None:
+        rates = (("null_rate", null_rate), ("default_rate", default_rate), ("dynamic_presence", dynamic_presence))
+        for name, rate in rates:
             if rate is not None and not 0 <= rate <= 1:
                 raise SchemaError(f"{name} must be from 0 to 1, got {rate}")
         self.preset = preset
@@ -70,6 +81,7 @@ class RowGenerator:
         self.key = preset.spec.primary
         self._null_rate = null_rate
         self._default_rate = default_rate
+        self._dynamic_presence = dynamic_presence
         prefix = preset.hint(self.key.name).prefix
         if self.key.type == "VARCHAR" and len(prefix.encode("utf-8")) + KEY_DIGITS > (self.key.max_length or 0):
             raise SchemaError(
@@ -104,7 +116,7 @@ class RowGenerator:
             out[f.name] = self._column(rng, f, count)
         for f in self.preset.dynamic_fields:
             values, raw = self._values(rng, f, self.preset.hint(f.name), count)
-            absent = rng.random(count) >= self.preset.hint(f.name).presence
+            absent = rng.random(count) >= _pick(self._dynamic_presence, self.preset.hint(f.name).presence)
             out[f.name] = Column(values, no_rows, absent, raw)
         rows = gen.assemble({k: c.values for k, c in out.items()}, {k: c.omitted for k, c in out.items()}, count)
         return Batch(rows, out)

@@ -131,6 +131,7 @@ def run_workload(
     on_validate: ValidateHook | None = None,
     null_rate: float | None = None,
     default_rate: float | None = None,
+    dynamic_presence: float | None = None,
     max_errors: int = 100,
 ) -> WorkloadReport:
     """Load `rows` rows into the (empty, already created) collection, then run the operation mix.
@@ -138,6 +139,7 @@ def run_workload(
     `operations` is the number of mixed operations (default: enough batches to write `rows` rows
     again); with `duration` (seconds) the mix runs that long instead. `on_validate` is called with the
     writers paused, every `validate_every` seconds and once at the end; its results are reported.
+    `null_rate`, `default_rate` and `dynamic_presence` override the preset's hints (see RowGenerator).
     """
     preset = preset if isinstance(preset, Preset) else load_preset(preset)
     weights = check_ops(ops)
@@ -156,7 +158,9 @@ def run_workload(
         client=client,
         collection=collection,
         preset=preset,
-        generator=RowGenerator(preset, null_rate=null_rate, default_rate=default_rate),
+        generator=RowGenerator(
+            preset, null_rate=null_rate, default_rate=default_rate, dynamic_presence=dynamic_presence
+        ),
         weights=np.array([weights[name] for name in OPERATIONS], dtype=float) / sum(weights.values()),
         batch=batch,
         duration=duration,
