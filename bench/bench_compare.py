@@ -79,10 +79,17 @@ def _table(ids: Any, vectors: Any, f64: Any, reordered: Any, schema: Any) -> Any
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def _write(table: Any, path: Path) -> None:
+    """As the snapshot writer does: no dictionary and no statistics for vector columns."""
+    import pyarrow.parquet as pq
+
+    plain = [name for name in table.column_names if name != "vec"]
+    pq.write_table(table, path, row_group_size=ROW_GROUP, use_dictionary=plain, write_statistics=plain)
+
+
 def generate(rows: int, directory: Path) -> dict[str, int]:
     """Write a.parquet and b.parquet (vectorized) and return the ground truth."""
     import numpy as np
-    import pyarrow.parquet as pq
 
     from milvusdiff.types.convert import snapshot_schema
 
@@ -91,9 +98,7 @@ def generate(rows: int, directory: Path) -> dict[str, int]:
     ids = np.arange(rows, dtype=np.int64)
     vectors = rng.random((rows, DIM), dtype=np.float32)
     f64 = ids / 7.0
-    pq.write_table(
-        _table(ids, vectors, f64, np.zeros(rows, bool), schema), directory / "a.parquet", row_group_size=ROW_GROUP
-    )
+    _write(_table(ids, vectors, f64, np.zeros(rows, bool), schema), directory / "a.parquet")
     order = rng.permutation(rows)
     pct = rows // 100
     missing, vec_changed, scalar_changed, reordered = (
@@ -113,9 +118,7 @@ def generate(rows: int, directory: Path) -> dict[str, int]:
     b_vectors = np.concatenate([vectors[keep], rng.random((pct, DIM), dtype=np.float32)])
     b_f64 = np.concatenate([f64[keep], extra / 7.0])
     b_reordered = np.concatenate([is_reordered[keep], np.zeros(pct, bool)])
-    pq.write_table(
-        _table(b_ids, b_vectors, b_f64, b_reordered, schema), directory / "b.parquet", row_group_size=ROW_GROUP
-    )
+    _write(_table(b_ids, b_vectors, b_f64, b_reordered, schema), directory / "b.parquet")
     truth = {"rows": rows, "only_a": pct, "only_b": pct, "changed": 11 * pct, "unchanged": rows - 12 * pct}
     (directory / "truth.json").write_text(json.dumps(truth))
     return truth

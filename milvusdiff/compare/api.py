@@ -106,15 +106,16 @@ def compare(a: str | Path, b: str | Path, options: CompareOptions | None = None,
         with engine.stream(plan, side_a, side_b, opts, space.scratch) as batches:
             finisher = Finisher(plan, opts.sample_size)
             tally = _finish(batches, diff, finisher)
+        sample = finisher.sample_rows()
         verdicts: dict[str, int] | None = None
         if opts.journal is not None:
             from milvusdiff.compare.arbitrate import arbitrate
 
             verdicts, per_row = arbitrate(diff, tally, plan, side_a, side_b, opts.journal, space.scratch)
-            _give_verdicts(finisher.sample, per_row)
+            _give_verdicts(sample, per_row)
         summary = build_summary(side_a, side_b, plan, tally, opts, verdicts, time.perf_counter() - started)
         (space.outputs / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         from milvusdiff.compare.report import write_reports
 
-        write_reports(space.outputs, summary, [row for _, row in finisher.sample])
+        write_reports(space.outputs, summary, [row for _, row in sample])
     return CompareResult(summary, opts.out)

@@ -17,7 +17,7 @@ from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.options import CompareOptions
 from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
 
-BATCH_ROWS = 32768
+BATCH_ROWS = 8192
 
 
 def _join_dtype(arrow_type: pa.DataType) -> pl.DataType | None:
@@ -110,7 +110,7 @@ def build_frame(plan: Plan, side_a: Side, side_b: Side, limit: int | None) -> pl
     if limit is not None:
         result = result.head(limit)
     if not dups.height:
-        return result.sort(keys)
+        return result
     counted = (
         pl.concat(
             [
@@ -125,13 +125,13 @@ def build_frame(plan: Plan, side_a: Side, side_b: Side, limit: int | None) -> pl
             pl.when(pl.col("count_a") > 1).then(pl.lit("duplicate_a")).otherwise(pl.lit("duplicate_b")).alias("class")
         )
     )
-    return pl.concat([result, counted], how="diagonal_relaxed").sort(keys)
+    return pl.concat([result, counted], how="diagonal_relaxed")
 
 
 @contextlib.contextmanager
 def stream(
     plan: Plan, side_a: Side, side_b: Side, options: CompareOptions, scratch: Path
 ) -> Iterator[Iterator[pa.RecordBatch]]:
-    """The differing rows, ordered by key (the intermediate table the finishing pass reads)."""
+    """The differing rows, in no particular order (as engine_duckdb)."""
     frames = build_frame(plan, side_a, side_b, options.max_diffs).collect_batches(chunk_size=BATCH_ROWS)
     yield (batch for frame in frames for batch in frame.to_arrow().to_batches())

@@ -95,8 +95,8 @@ class Finisher:
         self.plan = plan
         self.schema = output_schema(plan)
         self.tally = Tally(columns={c.name: ColumnTally() for c in plan.columns})
-        self.wanted = dict.fromkeys(CLASSES, sample_per_class)
-        self.sample: list[tuple[int, dict[str, Any]]] = []  # (row number in diff.parquet, row) for the reports
+        self.sample_per_class = sample_per_class
+        self.sample: dict[str, pa.Table] = {}  # class -> its sample rows so far, with their `__row` numbers
 
     def _cast(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         """Engines hand out their own Arrow types (large strings, plain lists); the output has the inputs'."""
@@ -144,18 +144,36 @@ class Finisher:
         return result
 
     def _pick_sample(self, result: pa.RecordBatch) -> None:
-        """The first rows of each class, while they are at hand: the reports never reread diff.parquet."""
-        if not any(self.wanted.values()):
+        """Keep the `sample_per_class` smallest keys of each class seen so far: engines stream rows in no
+        fixed order, and a sample chosen by key is the same on every run and with either engine."""
+        if not self.sample_per_class:
             return
-        classes = result.column("class").to_numpy(zero_copy_only=False)
-        chosen: list[int] = []
-        for name, left in self.wanted.items():
-            rows = np.flatnonzero(classes == name)[:left]
-            self.wanted[name] -= len(rows)
-            chosen += rows.tolist()
-        chosen.sort()
-        rows_py = result.take(pa.array(chosen, pa.int64())).to_pylist()
-        self.sample += [(self.tally.written + i, row) for i, row in zip(chosen, rows_py, strict=True)]
+        keys = self.plan.key_names
+        order = [(k, "ascending") for k in keys]
+        narrow = pa.Table.from_batches([result.select([*keys, "class"])])
+        narrow = narrow.append_column("__at", pa.array(np.arange(result.num_rows, dtype=np.int64)))
+        for name in CLASSES:
+            candidates = narrow.filter(pc.equal(narrow.column("class"), name))
+            if not candidates.num_rows:
+                continue
+            best = candidates.take(
+                pc.select_k_unstable(candidates, min(self.sample_per_class, candidates.num_rows), order)
+            )
+            at = best.column("__at").combine_chunks()
+            rows = pa.Table.from_batches([result.take(at)]).append_column("__row", pc.add(at, self.tally.written))
+            both = pa.concat_tables([self.sample[name], rows]) if name in self.sample else rows
+            self.sample[name] = both.take(pc.select_k_unstable(both, min(self.sample_per_class, both.num_rows), order))
+
+    def sample_rows(self) -> list[tuple[int, dict[str, Any]]]:
+        """(row number in diff.parquet, row) of the sample, by class then key."""
+        order = [(k, "ascending") for k in self.plan.key_names]
+        rows = []
+        for name in CLASSES:
+            if name in self.sample:
+                table = self.sample[name]
+                for row in table.take(pc.sort_indices(table, order)).to_pylist():
+                    rows.append((row.pop("__row"), row))
+        return rows
 
     def _measure(self, column: Column, flag: np.ndarray, out: dict[str, pa.Array]) -> None:
         tally = self.tally.columns[column.name]

@@ -70,25 +70,25 @@ def max_abs_per_row(aligned: Aligned) -> np.ndarray:
 
 
 def _matrix(array: pa.FixedSizeListArray, rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """The vectors of `rows` as a float64 matrix; flatten() skips null rows, so when exactly the
-    wanted rows are valid (the usual case: engines null every row they did not flag) no take is needed."""
+    """The vectors of `rows` as a matrix (element type kept); flatten() skips null rows, so when exactly
+    the wanted rows are valid (the usual case: engines null every row they did not flag) no take is needed."""
     chosen = array.flatten() if len(rows) == int(valid.sum()) else array.take(pa.array(rows)).flatten()
     if chosen.null_count:
         chosen = chosen.cast(pa.float64()).fill_null(np.nan)
-    return np.asarray(chosen.to_numpy(zero_copy_only=False), dtype=np.float64).reshape(len(rows), array.type.list_size)
+    return np.asarray(chosen.to_numpy(zero_copy_only=False)).reshape(len(rows), array.type.list_size)
 
 
 def vector_metrics(a: pa.FixedSizeListArray, b: pa.FixedSizeListArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Max abs deviation, L2 distance and cosine distance per row, NaN where either vector is null."""
+    """Max abs deviation, L2 distance and cosine distance per row (in float64), NaN where either is null."""
     valid_a = a.is_valid().to_numpy(zero_copy_only=False)
     valid_b = b.is_valid().to_numpy(zero_copy_only=False)
     rows = np.flatnonzero(valid_a & valid_b)
     x, y = _matrix(a, rows, valid_a), _matrix(b, rows, valid_b)
     out = [np.full(len(a), np.nan) for _ in range(3)]
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        d = x - y
+        d = np.subtract(x, y, dtype=np.float64)
         out[0][rows] = np.abs(d).max(axis=1, initial=0.0)
         out[1][rows] = np.sqrt(np.einsum("ij,ij->i", d, d))
-        norms = np.sqrt(np.einsum("ij,ij->i", x, x) * np.einsum("ij,ij->i", y, y))
-        out[2][rows] = 1.0 - np.einsum("ij,ij->i", x, y) / norms
+        dots = [np.einsum("ij,ij->i", p, r, dtype=np.float64) for p, r in ((x, y), (x, x), (y, y))]
+        out[2][rows] = 1.0 - dots[0] / np.sqrt(dots[1] * dots[2])
     return out[0], out[1], out[2]

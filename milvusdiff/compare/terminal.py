@@ -7,12 +7,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from milvusdiff.compare.report import build_sections
+from milvusdiff.compare.report import Section, build_sections
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+    print_sections(build_sections(summary, sample=[]), console)
+
+
+def print_sections(sections: list[Section], console: Console | None = None) -> None:
+    """Report sections (any command's) as rich tables with their notes."""
     console = console or Console()
-    for section in build_sections(summary, sample=[]):
+    for section in sections:
         if section.headers:
             table = Table(title=section.title, title_justify="left")
             for header in section.headers:
