@@ -283,3 +283,34 @@ def test_vector_dimensions_must_agree(tmp_path: Path) -> None:
     pq.write_table(pa.table({"id": [1], "v": pa.array([[1.0] * 4], pa.list_(pa.float32(), 4))}), b)
     with pytest.raises(CompareError, match="dimension mismatch, 8 in A vs 4 in B"):
         compare(a, b, key="id")
+
+
+def test_duckdb_spills_when_the_join_exceeds_its_memory_limit(tmp_path: Path) -> None:
+    """About 100 MB of vectors against a 60 MB limit: DuckDB spills to --temp-dir and stays exact."""
+    rows, dim = 200_000, 64
+    vectors = np.random.default_rng(1).random((rows, dim), dtype=np.float32)
+    changed = vectors.copy()
+    changed[::10, 0] += 1
+    for name, matrix in (("a", vectors), ("b", changed)):
+        column = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), dim)
+        pq.write_table(
+            pa.table({"id": np.arange(rows), "v": column}), tmp_path / f"{name}.parquet", row_group_size=20_000
+        )
+    summary = compare(
+        tmp_path / "a.parquet",
+        tmp_path / "b.parquet",
+        key="id",
+        memory_limit="60MB",
+        threads=1,
+        temp_dir=tmp_path / "spill",
+    ).summary
+    assert summary["changed"] == rows // 10 and summary["unchanged"] == rows - rows // 10
+
+
+def test_out_of_memory_is_one_clear_error(tmp_path: Path) -> None:
+    from milvusdiff.errors import CompareError
+
+    a, _, _ = build_tables()
+    left = write_snapshot(a, tmp_path / "left", "milvus")
+    with pytest.raises(CompareError, match=r"^DuckDB: Out of Memory Error.*--memory-limit"):
+        compare(left, left, memory_limit="1MB", threads=1)

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from milvusdiff.types.convert import rows_to_table
 from milvusdiff.types.digest import row_digests
-from milvusdiff.types.spec import CollectionSpec, FieldSpec
+from milvusdiff.types.spec import PARTITION_COLUMN, CollectionSpec, FieldSpec
 
 DIM = 8
 N = 120
@@ -134,6 +134,10 @@ CHANGES: dict[int, tuple[str, Any]] = {
     37: ("$meta", '{"dyn_extra":-1}'),
     38: ("bfvec", [1.0] * DIM),  # set in the snapshot form: decoded float32
     39: ("meta", '{"n":0}'),
+    42: ("i8", -5),
+    43: ("i16", -7),
+    44: ("body", "another body"),
+    45: ("$partition", "p1"),
 }
 CHANGES[23] = ("flag", False)
 ULP_KEY, BIG_KEY = 30, 31  # vector element changed by 1 ulp / by a large amount
@@ -144,8 +148,12 @@ EXTRA_IN_B = (1000, 1001, 1002)
 DUPLICATED_IN_A, DUPLICATED_IN_B = 60, 61
 
 
+def _with_partition(table: pa.Table) -> pa.Table:
+    return table.append_column(PARTITION_COLUMN, pa.array(["_default"] * table.num_rows, pa.string()))
+
+
 def build_tables() -> tuple[pa.Table, pa.Table, Truth]:
-    base = rows_to_table(make_rows(range(N)), SPEC)
+    base = _with_partition(rows_to_table(make_rows(range(N)), SPEC))
     base = _set(base, NAN_BOTH_KEY, "f", float("nan"))
     base = _set(base, NULL_BOTH_KEY, "f", None)
     truth = Truth()
@@ -168,7 +176,7 @@ def build_tables() -> tuple[pa.Table, pa.Table, Truth]:
     b = b.filter(pc.invert(pc.is_in(b.column("id"), pa.array(MISSING_IN_B, pa.int64()))))
     for key in MISSING_IN_B:
         truth.classes[key] = "only_a"
-    b = pa.concat_tables([b, rows_to_table(make_rows(list(EXTRA_IN_B), seed=9), SPEC)])
+    b = pa.concat_tables([b, _with_partition(rows_to_table(make_rows(list(EXTRA_IN_B), seed=9), SPEC))])
     for key in EXTRA_IN_B:
         truth.classes[key] = "only_b"
     a = pa.concat_tables([base, _row(base, DUPLICATED_IN_A)])

@@ -17,6 +17,7 @@ import pyarrow as pa
 from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.options import CompareOptions
 from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
+from milvusdiff.errors import CompareError
 
 BATCH_ROWS = 8192
 
@@ -125,10 +126,24 @@ def build_sql(plan: Plan, has_dups: bool, limit: int | None) -> str:
     return sql
 
 
+def _trouble(exc: duckdb.Error) -> CompareError:
+    """DuckDB's message without its multi-line advice: the CLI prints one line."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    hint = " (raise --memory-limit or free disk for --temp-dir)" if isinstance(exc, duckdb.OutOfMemoryException) else ""
+    return CompareError(f"DuckDB: {first}{hint}")
+
+
+def _batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from reader
+    except duckdb.Error as exc:
+        raise _trouble(exc) from exc
+
+
 @contextlib.contextmanager
 def stream(
     plan: Plan, side_a: Side, side_b: Side, options: CompareOptions, scratch: Path
-) -> Iterator[pa.RecordBatchReader]:
+) -> Iterator[Iterator[pa.RecordBatch]]:
     """The differing rows, in no particular order: sorting wide rows costs more than the join itself."""
     con = duckdb.connect(config={"threads": options.threads, "preserve_insertion_order": False})
     try:
@@ -145,6 +160,11 @@ def stream(
             UNION SELECT {keys} FROM (SELECT {_key_select(plan, "b")} FROM B) GROUP BY ALL HAVING count(*) > 1"""
         )
         has_dups = con.execute("SELECT count(*) FROM dups").fetchall()[0][0] > 0
-        yield con.sql(build_sql(plan, has_dups, options.max_diffs)).to_arrow_reader(BATCH_ROWS)
+        reader = con.sql(build_sql(plan, has_dups, options.max_diffs)).to_arrow_reader(BATCH_ROWS)
+    except duckdb.Error as exc:
+        con.close()
+        raise _trouble(exc) from exc
+    try:
+        yield _batches(reader)
     finally:
         con.close()

@@ -7,7 +7,7 @@ keys leave the join and are counted apart) so both produce the same intermediate
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -16,6 +16,7 @@ import pyarrow as pa
 from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.options import CompareOptions
 from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
+from milvusdiff.errors import CompareError
 
 BATCH_ROWS = 8192
 
@@ -133,5 +134,13 @@ def stream(
     plan: Plan, side_a: Side, side_b: Side, options: CompareOptions, scratch: Path
 ) -> Iterator[Iterator[pa.RecordBatch]]:
     """The differing rows, in no particular order (as engine_duckdb)."""
-    frames = build_frame(plan, side_a, side_b, options.max_diffs).collect_batches(chunk_size=BATCH_ROWS)
-    yield (batch for frame in frames for batch in frame.to_arrow().to_batches())
+    try:
+        frames = build_frame(plan, side_a, side_b, options.max_diffs).collect_batches(chunk_size=BATCH_ROWS)
+        yield _batches(frames)
+    except pl.exceptions.PolarsError as exc:
+        raise CompareError(f"Polars: {str(exc).strip().splitlines()[0]}") from exc
+
+
+def _batches(frames: Iterable[pl.DataFrame]) -> Iterator[pa.RecordBatch]:
+    for frame in frames:
+        yield from frame.to_arrow().to_batches()
