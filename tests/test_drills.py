@@ -30,6 +30,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers.agreement import assert_agreement
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
@@ -41,7 +42,6 @@ from milvusdiff.services.journal import Journal
 from milvusdiff.services.pg import PendingWrite
 from milvusdiff.workflow.repair import repair
 from milvusdiff.workflow.validate import validate
-from tests.helpers.agreement import assert_agreement
 
 COLLECTION = "drill"
 DIM = 4
