@@ -13,13 +13,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from milvusdiff.compare.finish import Finisher, Tally
+from milvusdiff.compare.finish import Finisher
 from milvusdiff.compare.inputs import open_side
 from milvusdiff.compare.options import CompareOptions, Tolerance
 from milvusdiff.compare.output import workspace
 from milvusdiff.compare.plan import build_plan
 from milvusdiff.compare.result import CompareResult
 from milvusdiff.compare.summary import build_summary
+from milvusdiff.compare.tally import Tally
 
 
 def _names(value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -106,7 +107,7 @@ def compare(a: str | Path, b: str | Path, options: CompareOptions | None = None,
         with engine.stream(plan, side_a, side_b, opts, space.scratch) as batches:
             finisher = Finisher(plan, opts.sample_size)
             tally = _finish(batches, diff, finisher)
-        sample = finisher.sample_rows()
+        sample = finisher.sample.rows()
         verdicts: dict[str, int] | None = None
         if opts.journal is not None:
             from milvusdiff.compare.arbitrate import arbitrate

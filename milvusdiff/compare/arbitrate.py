@@ -15,12 +15,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from milvusdiff.compare.finish import Tally
 from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.journal_source import DIGEST, journal_states
 from milvusdiff.compare.keyset import fetch_rows
 from milvusdiff.compare.plan import Plan
 from milvusdiff.compare.summary import VERDICTS
+from milvusdiff.compare.tally import Tally
 from milvusdiff.errors import CompareError
 from milvusdiff.types.digest import row_digests
 from milvusdiff.types.spec import CollectionSpec

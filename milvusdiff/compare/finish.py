@@ -1,27 +1,25 @@
 """The streaming pass from the engine's intermediate table to diff.parquet, and the tallies on the way.
 
-One implementation for both engines: it normalises types (DuckDB returns vectors as plain lists),
-applies the refinements, builds `changed_columns`, computes vector metrics for changed rows only and
-counts everything the summary reports, one record batch at a time so memory stays bounded.
+One implementation for both engines: it normalises types (Polars hands out large strings, DuckDB
+BLOBs for fixed-size binaries), applies the refinements, builds `changed_columns`, computes vector
+metrics for changed rows only and counts everything the summary reports, one record batch at a
+time so memory stays bounded.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from milvusdiff.compare.lists import align, elementwise_equal, max_abs_per_row, vector_metrics
-from milvusdiff.compare.options import Tolerance
-from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
+from milvusdiff.compare.lists import vector_metrics
+from milvusdiff.compare.plan import Column, Plan, a_col, b_col, flag_col
 from milvusdiff.compare.refine import still_different
+from milvusdiff.compare.sample import Sample
+from milvusdiff.compare.tally import ColumnTally, Tally, deviation
 
-CLASSES = ("only_a", "only_b", "changed", "duplicate_a", "duplicate_b")
 METRICS = ("max_abs", "l2", "cosine")
 ARBITRATION_COLUMNS = ("class", "count_a", "count_b")
 
@@ -46,44 +44,6 @@ def output_schema(plan: Plan) -> pa.Schema:
     return pa.schema(fields, metadata={"milvusdiff.key": json.dumps(plan.key_names)})
 
 
-@dataclass
-class ColumnTally:
-    mismatches: int = 0
-    max_deviation: float | None = None
-
-    def add_deviation(self, values: np.ndarray) -> None:
-        values = values[~np.isnan(values)]
-        if values.size:
-            top = float(values.max())
-            self.max_deviation = top if self.max_deviation is None else max(self.max_deviation, top)
-
-
-@dataclass
-class Tally:
-    classes: Counter[str] = field(default_factory=Counter)
-    columns: dict[str, ColumnTally] = field(default_factory=dict)
-    duplicate_keys_a: int = 0
-    duplicate_keys_b: int = 0
-    duplicate_rows_a: int = 0  # rows held under duplicated keys: they are outside the join
-    duplicate_rows_b: int = 0
-    written: int = 0
-    keys: list[pa.RecordBatch] = field(default_factory=list)
-
-
-def _deviation(column: Column, a: pa.Array, b: pa.Array) -> np.ndarray | None:
-    if column.kind is Kind.FLOAT:
-        x = a.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
-        y = b.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
-        with np.errstate(invalid="ignore"):
-            return np.asarray(np.abs(x - y))
-    if column.kind is Kind.FLOAT_LIST and not column.vector:
-        return max_abs_per_row(align(a, b))
-    if column.kind is Kind.SPARSE:
-        same_indices = pa.array(elementwise_equal(a.field("indices"), b.field("indices"), Tolerance()))
-        return max_abs_per_row(align(a.field("values").filter(same_indices), b.field("values").filter(same_indices)))
-    return None
-
-
 def _changed_columns(names: list[str], flags: np.ndarray) -> pa.Array:
     rows, cols = np.nonzero(flags)
     offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=flags.shape[0]))]).astype(np.int32)
@@ -95,8 +55,7 @@ class Finisher:
         self.plan = plan
         self.schema = output_schema(plan)
         self.tally = Tally(columns={c.name: ColumnTally() for c in plan.columns})
-        self.sample_per_class = sample_per_class
-        self.sample: dict[str, pa.Table] = {}  # class -> its sample rows so far, with their `__row` numbers
+        self.sample = Sample(plan.key_names, sample_per_class)
 
     def _cast(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         """Engines hand out their own Arrow types (large strings, plain lists); the output has the inputs'."""
@@ -139,41 +98,9 @@ class Finisher:
             self._measure(column, flags[:, i], out)
         out["verdict"] = pa.nulls(len(flags), pa.string())
         result = pa.RecordBatch.from_arrays([out[n] for n in self.schema.names], schema=self.schema)
-        self._pick_sample(result)
+        self.sample.offer(result, self.tally.written)
         self._count(result)
         return result
-
-    def _pick_sample(self, result: pa.RecordBatch) -> None:
-        """Keep the `sample_per_class` smallest keys of each class seen so far: engines stream rows in no
-        fixed order, and a sample chosen by key is the same on every run and with either engine."""
-        if not self.sample_per_class:
-            return
-        keys = self.plan.key_names
-        order = [(k, "ascending") for k in keys]
-        narrow = pa.Table.from_batches([result.select([*keys, "class"])])
-        narrow = narrow.append_column("__at", pa.array(np.arange(result.num_rows, dtype=np.int64)))
-        for name in CLASSES:
-            candidates = narrow.filter(pc.equal(narrow.column("class"), name))
-            if not candidates.num_rows:
-                continue
-            best = candidates.take(
-                pc.select_k_unstable(candidates, min(self.sample_per_class, candidates.num_rows), order)
-            )
-            at = best.column("__at").combine_chunks()
-            rows = pa.Table.from_batches([result.take(at)]).append_column("__row", pc.add(at, self.tally.written))
-            both = pa.concat_tables([self.sample[name], rows]) if name in self.sample else rows
-            self.sample[name] = both.take(pc.select_k_unstable(both, min(self.sample_per_class, both.num_rows), order))
-
-    def sample_rows(self) -> list[tuple[int, dict[str, Any]]]:
-        """(row number in diff.parquet, row) of the sample, by class then key."""
-        order = [(k, "ascending") for k in self.plan.key_names]
-        rows = []
-        for name in CLASSES:
-            if name in self.sample:
-                table = self.sample[name]
-                for row in table.take(pc.sort_indices(table, order)).to_pylist():
-                    rows.append((row.pop("__row"), row))
-        return rows
 
     def _measure(self, column: Column, flag: np.ndarray, out: dict[str, pa.Array]) -> None:
         tally = self.tally.columns[column.name]
@@ -187,9 +114,9 @@ class Finisher:
             return
         rows = np.flatnonzero(flag)
         if rows.size:
-            deviation = _deviation(column, a.take(pa.array(rows)), b.take(pa.array(rows)))
-            if deviation is not None:
-                tally.add_deviation(deviation)
+            found = deviation(column, a.take(pa.array(rows)), b.take(pa.array(rows)))
+            if found is not None:
+                tally.add_deviation(found)
 
     def _count(self, result: pa.RecordBatch) -> None:
         tally = self.tally

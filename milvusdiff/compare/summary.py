@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from milvusdiff.compare.finish import Tally
 from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.options import CompareOptions
 from milvusdiff.compare.plan import Plan
+from milvusdiff.compare.tally import Tally
 
 VERDICTS = ("a_wrong", "b_wrong", "both_wrong", "in_doubt", "unknown")
 _STORES = {"milvus": "milvus", "pg": "pg", "postgres": "pg", "postgresql": "pg"}

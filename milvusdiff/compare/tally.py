@@ -1,0 +1,51 @@
+"""What the finishing pass counts on its way: classes, duplicates, and per column mismatches and deviation."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from milvusdiff.compare.lists import align, elementwise_equal, max_abs_per_row
+from milvusdiff.compare.options import Tolerance
+from milvusdiff.compare.plan import Column, Kind
+
+
+@dataclass
+class ColumnTally:
+    mismatches: int = 0
+    max_deviation: float | None = None
+
+    def add_deviation(self, values: np.ndarray) -> None:
+        values = values[~np.isnan(values)]
+        if values.size:
+            top = float(values.max())
+            self.max_deviation = top if self.max_deviation is None else max(self.max_deviation, top)
+
+
+@dataclass
+class Tally:
+    classes: Counter[str] = field(default_factory=Counter)
+    columns: dict[str, ColumnTally] = field(default_factory=dict)
+    duplicate_keys_a: int = 0
+    duplicate_keys_b: int = 0
+    duplicate_rows_a: int = 0  # rows held under duplicated keys: they are outside the join
+    duplicate_rows_b: int = 0
+    written: int = 0
+    keys: list[pa.RecordBatch] = field(default_factory=list)
+
+
+def deviation(column: Column, a: pa.Array, b: pa.Array) -> np.ndarray | None:
+    if column.kind is Kind.FLOAT:
+        x = a.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+        y = b.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+        with np.errstate(invalid="ignore"):
+            return np.asarray(np.abs(x - y))
+    if column.kind is Kind.FLOAT_LIST and not column.vector:
+        return max_abs_per_row(align(a, b))
+    if column.kind is Kind.SPARSE:
+        same_indices = pa.array(elementwise_equal(a.field("indices"), b.field("indices"), Tolerance()))
+        return max_abs_per_row(align(a.field("values").filter(same_indices), b.field("values").filter(same_indices)))
+    return None
