@@ -17,6 +17,7 @@ from milvusdiff.types.canonical import canonical_json
 from milvusdiff.types.spec import META_COLUMN, PARTITION_COLUMN, CollectionSpec, FieldSpec
 from milvusdiff.types.typemap import arrow_field, rule
 
+_EMPTY_JSON = canonical_json({})
 SPEC_METADATA_KEY = b"milvusdiff.spec"
 KEY_METADATA_KEY = b"milvusdiff.key"
 
@@ -43,6 +44,9 @@ def _with_default(values: list[Any], field: FieldSpec) -> list[Any]:
 def _dynamic_values(rows: Sequence[Mapping[str, Any]], declared: set[str]) -> list[str]:
     out = []
     for row in rows:
+        if not row.keys() - declared:  # the common case: no dynamic keys, no json.dumps per row
+            out.append(_EMPTY_JSON)
+            continue
         extra = {k: v for k, v in row.items() if k not in declared and k != META_COLUMN}
         nested = row.get(META_COLUMN)
         if isinstance(nested, Mapping):
