@@ -51,5 +51,9 @@ class FilterConversionError(MilvusDiffError):
         super().__init__(f"{message}{where}")
 
 
+class CheckError(MilvusDiffError):
+    """A query or search check cannot run: unknown collection or field, no usable index, Milvus refused the request."""
+
+
 class JournalError(MilvusDiffError):
     """The LMDB journal cannot be opened or does not belong to the collection asked about."""

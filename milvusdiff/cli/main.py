@@ -113,6 +113,7 @@ _COMMAND_MODULES: list[str] = [
     "corrupt",
     "demo",
     "export",
+    "query_check",
     "repair",
     "schemas",
     "validate",

@@ -33,7 +33,7 @@ def milvus_partitions(client: MilvusClient, spec: CollectionSpec) -> list[str | 
 
 
 @contextmanager
-def _loaded(client: MilvusClient, collection: str) -> Iterator[None]:
+def loaded(client: MilvusClient, collection: str) -> Iterator[None]:
     """Queries need the collection loaded, and a collection can be released: Milvus Lite releases every
     collection when a database is reopened, which every new process does. Load it for the read if needed,
     and release it again after, leaving the server as it was found."""
@@ -49,7 +49,7 @@ def _loaded(client: MilvusClient, collection: str) -> Iterator[None]:
 
 def milvus_rows(client: MilvusClient, spec: CollectionSpec, keys: Sequence[Any]) -> pa.Table:
     """The rows Milvus holds for these keys (every copy, if a server kept duplicates)."""
-    with _loaded(client, spec.name):
+    with loaded(client, spec.name):
         return _milvus_rows(client, spec, keys)
 
 
