@@ -39,12 +39,16 @@ def fmt(value: Any) -> str:
     return text if len(text) <= _VALUE_CHARS else text[: _VALUE_CHARS - 1] + "…"
 
 
+def _side_note(summary: dict[str, Any], side: str) -> str:
+    """`A (milvus): path` when the manifests name the stores, else `A: path`."""
+    name, label = summary["sides"][side], side.upper()
+    return f"{label if name == label else f'{label} ({name})'}: {summary['inputs'][side]['path']}"
+
+
 def _headline(summary: dict[str, Any]) -> Section:
     inputs = summary["inputs"]
-    sides = summary["sides"]
-    notes = [
-        f"A ({sides['a']}): {inputs['a']['path']}",
-        f"B ({sides['b']}): {inputs['b']['path']}",
+    notes = [_side_note(summary, side) for side in ("a", "b")]
+    notes += [
         f"key: {', '.join(summary['key'])} · engine: {summary['engine']} · {summary['elapsed_seconds']} s",
         "result: " + ("DIFFERENCES FOUND" if summary["different"] else "no differences"),
     ]
@@ -103,6 +107,8 @@ def _sample_section(summary: dict[str, Any], sample: list[dict[str, Any]]) -> Se
         details = "; ".join(f"{c}: {fmt(row[f'{c}__a'])} → {fmt(row[f'{c}__b'])}" for c in row["changed_columns"] or [])
         if row["class"].startswith("duplicate"):
             details = f"{row['count_a']} rows in A, {row['count_b']} in B"
+        elif row["class"].startswith("only"):
+            details = f"only in {row['class'][-1].upper()}"
         verdict = labels.get(row["verdict"], "") if row["verdict"] else ""
         rows.append([", ".join(fmt(row[k]) for k in keys), row["class"], details, verdict])
     return Section("Sample of differences", [", ".join(keys), "class", "what differs (A → B)", "verdict"], rows)
