@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -201,3 +202,18 @@ def test_cli_runs_a_workload_and_refuses_bad_input_with_one_line(
     assert exited.value.code == 2 and captured.out == ""
     assert captured.err.strip().splitlines() == ["milvusdiff: --ops: expected name=weight with name in insert, "
                                                  "upsert, delete, got 'merge=5'"]  # fmt: skip
+
+
+def test_cli_validates_with_writers_paused_and_at_the_end(
+    lite_settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MILVUSDIFF_HOME", str(tmp_path / "home"))
+    argv = ["workload", "--schema", "varchar_partitions", "--collection", "checked", "--rows", "200"]
+    argv += ["--batch", "100", "--operations", "4", "--seed", "1", "--validate-every", "600", "--quiet"]
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, *connection_args(lite_settings)])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0
+    runs = list((tmp_path / "home" / "runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "summary.json").exists()
+    assert f"no differences, outputs in {runs[0]}" in out

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -100,8 +100,11 @@ class _Shared:
     gate: Gate
     tally: Tally
     stop: threading.Event
+    finished: threading.Event  # set when the last worker has ended
+    running: int = 0
     failure: BaseException | None = None
     stop_reason: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, exc: BaseException) -> None:
         if self.failure is None:
@@ -112,6 +115,12 @@ class _Shared:
         if self.stop_reason is None:
             self.stop_reason = reason
         self.stop.set()
+
+    def worker_ended(self) -> None:
+        with self.lock:
+            self.running -= 1
+            if self.running == 0:
+                self.finished.set()
 
 
 def run_workload(
@@ -169,6 +178,8 @@ def run_workload(
         gate=Gate(),
         tally=Tally(report),
         stop=threading.Event(),
+        finished=threading.Event(),
+        running=threads,
     )
     mixed = math.ceil(rows / batch) if operations is None else operations
     workers = [_Worker(shared, w, seed, _share(rows, threads, w), _share(mixed, threads, w)) for w in range(threads)]
@@ -199,14 +210,11 @@ def _drive(
         t.start()
     next_validation = started + validate_every if validate_every else math.inf
     try:
-        while any(t.is_alive() for t in threads):
-            shared.stop.wait(min(_REFRESH_SECONDS, max(0.0, next_validation - time.monotonic())))
+        while not shared.finished.wait(min(_REFRESH_SECONDS, max(0.0, next_validation - time.monotonic()))):
             bar.update(*shared.tally.totals(), time.monotonic() - started)
             if on_validate is not None and time.monotonic() >= next_validation and not shared.stop.is_set():
                 _validate(shared, on_validate, started, report)
                 next_validation = time.monotonic() + (validate_every or math.inf)
-            if shared.stop.is_set():
-                break
     except BaseException:
         shared.halt("interrupted")
         raise
@@ -250,6 +258,8 @@ class _Worker:
             self._mix()
         except BaseException as exc:
             self.shared.fail(exc)
+        finally:
+            self.shared.worker_ended()
 
     def _mix(self) -> None:
         deadline = time.monotonic() + self.shared.duration if self.shared.duration is not None else None
