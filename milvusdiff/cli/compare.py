@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from milvusdiff.cli.main import cli
+from milvusdiff.compare.options import DEFAULT_MEMORY_LIMIT
 
 
 def _split(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -27,7 +28,12 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--tol", multiple=True, metavar="COL=ATOL[,RTOL]", help="Tolerance for one column (repeatable).")
 @click.option("--engine", type=click.Choice(["duckdb", "polars"]), default="duckdb", show_default=True)
 @click.option("--max-diffs", type=int, help="Stop after N differing keys; counts become lower bounds.")
-@click.option("--memory-limit", help="DuckDB memory limit, e.g. 2GB; beyond it the join spills to disk.")
+@click.option(
+    "--memory-limit",
+    default=DEFAULT_MEMORY_LIMIT,
+    show_default=True,
+    help="DuckDB memory limit; beyond it the join spills to --temp-dir.",
+)
 @click.option("--temp-dir", type=click.Path(path_type=Path), help="Where DuckDB spills and scratch files go.")
 @click.option("--threads", type=int, help="Engine threads [default: all cores].")
 @click.option("--journal", type=click.Path(path_type=Path), help="Journal snapshot or LMDB journal: arbitrate.")
@@ -48,7 +54,7 @@ def compare_command(
     tol: tuple[str, ...],
     engine: str,
     max_diffs: int | None,
-    memory_limit: str | None,
+    memory_limit: str,
     temp_dir: Path | None,
     threads: int | None,
     journal: Path | None,

@@ -148,8 +148,7 @@ def stream(
     con = duckdb.connect(config={"threads": options.threads, "preserve_insertion_order": False})
     try:
         con.execute(f"SET temp_directory = {lit(str(options.temp_dir or scratch / 'duckdb.tmp'))}")
-        if options.memory_limit:
-            con.execute(f"SET memory_limit = {lit(options.memory_limit)}")
+        con.execute(f"SET memory_limit = {lit(options.memory_limit)}")
         for name, side in (("A", side_a), ("B", side_b)):
             files = ", ".join(lit(f) for f in side.file_list)
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}])")

@@ -9,6 +9,9 @@ from pathlib import Path
 from milvusdiff.errors import CompareError
 
 ENGINES = ("duckdb", "polars")
+# DuckDB's own default is 80% of RAM; a bounded default keeps a 10M-row diff of 128-dim vectors under
+# 4 GB of RSS (the join spills instead), while 1M rows never reach it.
+DEFAULT_MEMORY_LIMIT = "2GB"
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class CompareOptions:
     column_tolerance: dict[str, Tolerance] = field(default_factory=dict)
     engine: str = "duckdb"
     max_diffs: int | None = None
-    memory_limit: str | None = None
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
     temp_dir: Path | None = None
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     journal: Path | None = None
