@@ -153,6 +153,8 @@ def run_workload(
     preset = preset if isinstance(preset, Preset) else load_preset(preset)
     weights = check_ops(ops)
     _check_sizes(rows, batch, threads, duration, validate_every, on_validate)
+    if (operations is not None and operations < 0) or max_errors < 1:
+        raise ConfigError(f"operations must be >= 0 and max_errors >= 1 (got {operations}, {max_errors})")
     _check_collection(client, preset, collection)
     seed = int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else seed
     report = WorkloadReport(

@@ -115,11 +115,6 @@ class Preset:
                 )
         return params
 
-    @classmethod
-    def from_spec(cls, spec: CollectionSpec) -> Preset:
-        """A preset for an existing collection: no hints, so values use each type's default generator."""
-        return cls(spec=spec)
-
 
 class LoadedSchema(NamedTuple):
     preset: Preset
@@ -180,7 +175,7 @@ def _preset_dir() -> Any:
 def _read_source(name_or_path: str | Path) -> tuple[str, str]:
     text = str(name_or_path)
     path = Path(text).expanduser()
-    if text.endswith(".json") or path.exists() or "/" in text:
+    if text.endswith(".json") or path.is_file() or "/" in text:
         try:
             return path.read_text(encoding="utf-8"), str(path)
         except (OSError, UnicodeDecodeError) as exc:
