@@ -131,6 +131,16 @@ def test_per_column_tolerance_and_ignore(pair: tuple[Path, Path, Truth], tmp_pat
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_columns_restricts_the_comparison(pair: tuple[Path, Path, Truth], tmp_path: Path, engine: str) -> None:
+    a, b, truth = pair
+    result = compare(a, b, engine=engine, columns=["title", "vec"], out=tmp_path / "out")
+    changed = {k for k, r in diff_rows(result).items() if r["class"] == "changed"}
+    assert changed == {k for k, cols in truth.changed_columns.items() if cols[0] in ("title", "vec")}
+    assert list(result.summary["columns"]) == ["title", "vec"]
+    assert result.summary["only_a"] == truth.count("only_a")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_relative_tolerance_scales_with_b(tmp_path: Path, engine: str) -> None:
     a = _foreign(tmp_path / "a.parquet", {"id": [1, 2, 3], "x": [100.0, 1.0, 0.0]})
     b = _foreign(tmp_path / "b.parquet", {"id": [1, 2, 3], "x": [100.5, 1.5, 0.0]})
