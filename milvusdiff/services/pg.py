@@ -36,6 +36,7 @@ DEFAULT_SCHEMA = "milvusdiff"
 SCHEMA_ENV = "MILVUSDIFF_PG_SCHEMA"
 REGISTRY_TABLE = "_collections"
 _PG_IDENTIFIER_BYTES = 63
+_BOOTSTRAP_LOCK = 0x6D696C7675736466  # advisory lock key serialising schema/registry creation ("milvusdf")
 _COPY_TYPE_NAMES = {
     "boolean": "bool",
     "smallint": "int2",
@@ -118,6 +119,9 @@ class ShadowStore:
             )
             self._pool.wait(timeout=15)
             with self._pool.connection() as conn:
+                # CREATE ... IF NOT EXISTS is not safe against a concurrent twin (unique violation in the
+                # catalog): clients starting together take turns, the lock ends with this transaction.
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", [_BOOTSTRAP_LOCK])
                 conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
                 conn.execute(
                     sql.SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, spec jsonb NOT NULL)").format(
