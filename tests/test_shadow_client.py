@@ -25,7 +25,7 @@ from pymilvus.exceptions import MilvusException
 
 from milvusdiff.client.shadow import ShadowClient
 from milvusdiff.errors import InDoubtError, SchemaError, SyncError
-from milvusdiff.services.pg import PendingWrite
+from milvusdiff.services.pg import PendingWrite, ShadowStore
 from milvusdiff.types.convert import rows_to_table
 from milvusdiff.types.digest import row_digests
 
@@ -435,6 +435,32 @@ def test_two_threads_writing_two_collections_at_once_both_agree(client: ShadowCl
     for name in names:
         assert assert_agreement(client, name).milvus.num_rows == 36
         assert [status for _, status in ops(client, name)] == ["committed"] * 12
+
+
+def test_shadow_stores_opened_at_once_on_a_new_schema_all_start(pg_conn: str, pg_schema: str) -> None:
+    """Clients starting together (threads here, processes alike) each create the schema and registry if
+    missing; CREATE ... IF NOT EXISTS alone lets all but one fail with a catalog unique violation."""
+    fresh = f"{pg_schema}_new"
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        start.wait(timeout=60)
+        try:
+            ShadowStore(pg_conn, schema=fresh, max_connections=1).close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+    finally:
+        with psycopg.connect(pg_conn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(fresh)))
 
 
 def test_milvus_reads_pass_through(client: ShadowClient) -> None:
