@@ -122,12 +122,19 @@ def own(tmp_path: Path, pg_conn: str) -> Settings:
     return settings
 
 
-def cli(argv: list[str], settings: Settings, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+def run_cli(
+    command: str, argv: list[str], settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    """`milvusdiff COMMAND --collection <the test's> ARGV` on the settings' stores: (exit code, stdout, stderr)."""
     stores = ["--milvus-uri", settings.milvus_uri, "--pg-conn", str(settings.pg_conn)]
     with pytest.raises(SystemExit) as exited:
-        main(["query-check", "--collection", COLLECTION, *argv, *stores, "--journal", str(settings.journal_path)])
+        main([command, "--collection", COLLECTION, *argv, *stores, "--journal", str(settings.journal_path)])
     captured = capsys.readouterr()
     return int(exited.value.code or 0), captured.out, captured.err
+
+
+def cli(argv: list[str], settings: Settings, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    return run_cli("query-check", argv, settings, capsys)
 
 
 # Filters whose semantics Milvus Lite shares with Milvus (and the translators).

@@ -12,6 +12,7 @@ import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,19 @@ from milvusdiff.compare.report import Section, render_html, render_markdown
 from milvusdiff.export.staging import Staging
 
 _TEXT_SUFFIXES = (".json", ".md", ".html")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What a check returns: its summary (as in summary.json) and where its outputs are, if kept."""
+
+    summary: dict[str, Any]
+    out: Path | None
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the check found nothing wrong, 1 when it did (trouble raises instead)."""
+        return 1 if self.summary["different"] else 0
 
 
 @contextmanager

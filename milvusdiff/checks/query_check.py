@@ -17,12 +17,12 @@ import json
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from milvusdiff.checks.explain import explain_differences
-from milvusdiff.checks.outputs import staged_output
+from milvusdiff.checks.outputs import CheckResult, staged_output
 from milvusdiff.checks.results import milvus_result, result_schema, shadow_result, write_snapshot
 from milvusdiff.checks.stores import CheckStores, filter_columns, open_stores
 from milvusdiff.compare.report import Section, fmt
@@ -35,11 +35,7 @@ from milvusdiff.types.spec import META_COLUMN, CollectionSpec
 DIFFERENCE_CLASSES = ("only_a", "only_b", "changed", "duplicate_a", "duplicate_b")
 
 
-@dataclass(frozen=True)
-class QueryCheckResult:
-    summary: dict[str, Any]
-    out: Path | None
-
+class QueryCheckResult(CheckResult):
     @property
     def check(self) -> dict[str, Any]:
         """The query-check section: filter, row counts, differing keys with explanations."""
@@ -48,10 +44,6 @@ class QueryCheckResult:
     @property
     def differences(self) -> int:
         return sum(int(self.summary[name]) for name in DIFFERENCE_CLASSES)
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.summary["different"] else 0
 
 
 def project(spec: CollectionSpec, output_fields: Sequence[str] | None) -> tuple[CollectionSpec, bool]:

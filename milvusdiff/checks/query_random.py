@@ -16,14 +16,13 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from psycopg import sql
 
-from milvusdiff.checks.outputs import staged_output, write_summary
+from milvusdiff.checks.outputs import CheckResult, staged_output, write_summary
 from milvusdiff.checks.query_check import run_query
 from milvusdiff.checks.random_filters import FilterGenerator, is_sampled, targets
 from milvusdiff.checks.stores import CheckStores, filter_columns, open_stores
@@ -36,17 +35,14 @@ from milvusdiff.types.spec import META_COLUMN
 SAMPLE_ROWS = 200
 
 
-@dataclass(frozen=True)
-class RandomCheckResult:
-    summary: dict[str, Any]
-    out: Path | None
-
+class RandomCheckResult(CheckResult):
     @property
     def filters(self) -> list[dict[str, Any]]:
         return list(self.summary["filters"])
 
     @property
     def exit_code(self) -> int:
+        """The worst filter's: 2 if one could not run, else 1 if one differed, else 0."""
         return int(self.summary["exit_code"])
 
 

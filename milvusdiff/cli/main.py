@@ -116,6 +116,7 @@ _COMMAND_MODULES: list[str] = [
     "query_check",
     "repair",
     "schemas",
+    "search_check",
     "validate",
     "workload",
 ]
