@@ -169,9 +169,27 @@ def test_auto_id_keys_are_mirrored_as_milvus_assigned_them(client: ShadowClient)
     assert keys_of(assert_agreement(client, "auto_quick").milvus) == sorted(result["ids"])
 
 
+def test_partition_key_collections_agree_with_the_partition_left_unknown(client: ShadowClient) -> None:
+    schema = MilvusClient.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("tenant", DataType.VARCHAR, max_length=16, is_partition_key=True)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
+    index = client.prepare_index_params()
+    index.add_index("vec", index_type="FLAT", metric_type="L2")
+    client.create_collection("tenants", schema=schema, index_params=index)
+    client.insert("tenants", [{"id": i, "tenant": f"t{i % 3}", "vec": [float(i)] * DIM} for i in range(12)])
+    client.upsert("tenants", [{"id": 0, "tenant": "t2", "vec": [0.5] * DIM}])
+    client.delete("tenants", filter='tenant == "t1"')
+    stores = assert_agreement(client, "tenants")
+    assert stores.spec.field("tenant").is_partition_key
+    assert keys_of(stores.milvus) == [0, 2, 3, 5, 6, 8, 9, 11]
+    assert set(stores.pg.column("$partition").to_pylist()) == {None}
+
+
 def test_empty_writes_and_deletes_that_match_nothing(client: ShadowClient) -> None:
     client.create_collection("quiet", dimension=DIM)
     client.insert("quiet", [{"id": 1, "vector": [1.0] * DIM}])
+    assert client.insert("quiet", [])["insert_count"] == 0
     client.delete("quiet", filter="id > 100")
     assert ops(client, "quiet") == [("insert", "committed")]
     assert keys_of(assert_agreement(client, "quiet").milvus) == [1]
