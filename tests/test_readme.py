@@ -42,15 +42,10 @@ def _commands(block: str) -> list[tuple[list[str], int]]:
 
 
 def _env(tmp_path: Path, pg_conn: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "MILVUSDIFF_HOME": str(tmp_path / ".milvusdiff"),
-            "PG_CONN": pg_conn,
-            "MILVUS_URI": str(tmp_path / ".milvusdiff" / "milvus.db"),
-            "MILVUSDIFF_JOURNAL": str(tmp_path / ".milvusdiff" / "journal"),
-        }
-    )
+    """The defaults a new user gets (Milvus Lite and the journal under ./.milvusdiff), with the test's
+    PostgreSQL. MILVUS_URI stays unset: pymilvus reads it too, and refuses a Lite path at import."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MILVUS_URI", "MILVUS_TOKEN", "MILVUSDIFF_JOURNAL")}
+    env.update({"MILVUSDIFF_HOME": str(tmp_path / ".milvusdiff"), "PG_CONN": pg_conn})
     return env
 
 

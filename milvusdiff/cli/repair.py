@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -24,14 +25,22 @@ def _parse_keys(values: tuple[str, ...], key_type: str) -> list[int | str]:
 @click.option(
     "--from", "source", type=click.Choice(["milvus", "pg", "journal"]), required=True, help="Which side wins."
 )
-@click.option("--keys", multiple=True, help="Keys to repair (comma-separated or repeated) [default: unsettled keys].")
+@click.option("--keys", multiple=True, help="Keys to repair (comma-separated or repeated).")
+@click.option(
+    "--diff",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="A validate output directory whose differing keys to repair [default: the collection's latest run].",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @connection_options
-def repair_command(collection: str, source: str, keys: tuple[str, ...], fmt: str, **connection: str | None) -> int:
+def repair_command(
+    collection: str, source: str, keys: tuple[str, ...], diff: Path | None, fmt: str, **connection: str | None
+) -> int:
     """Re-read the winning side for the affected keys and write it over the other store, then
     journal what was done (IN_DOUBT and pg_missing marks are cleared).
 
-    Without --keys, the keys are those the journal holds as IN_DOUBT or pg_missing. With
+    Without --keys, the keys are those the journal holds as IN_DOUBT or pg_missing, plus those the
+    latest `validate` of the collection found different (or the run named by --diff). With
     --from journal each key follows what was written: the store holding that row wins, a deleted
     key is deleted everywhere, an in-doubt key is settled by what Milvus holds.
 
@@ -41,18 +50,18 @@ def repair_command(collection: str, source: str, keys: tuple[str, ...], fmt: str
       milvusdiff repair --collection products --from milvus --keys 17,42
     """
     from milvusdiff.client.shadow import ShadowClient
-    from milvusdiff.workflow.repair import repair
+    from milvusdiff.workflow.repair import latest_run, repair
+    from milvusdiff.workflow.validate import runs_dir
 
     settings = settings_from_options(**connection)
-    client = ShadowClient(
-        settings.milvus_uri,
-        token=settings.milvus_token or "",
-        pg_conn=settings.pg_conn,
-        journal_path=settings.journal_path,
-    )
+    client = ShadowClient.from_settings(settings)
     try:
         key_list = _parse_keys(keys, client.spec(collection).primary.type) if keys else None
-        report = repair(client, collection, source, key_list)
+        if key_list is None and diff is None:
+            diff = latest_run(runs_dir(settings), collection)
+        if key_list is None and fmt == "text":
+            click.echo(f"keys: the journal's unsettled keys{f' and the differences found in {diff}' if diff else ''}")
+        report = repair(client, collection, source, key_list, diff=diff)
     finally:
         client.close()
     if fmt == "json":

@@ -25,7 +25,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from milvusdiff.config import redact
-from milvusdiff.errors import ConfigError, SchemaError
+from milvusdiff.errors import ConfigError, SchemaError, SyncError
 from milvusdiff.types.convert import snapshot_schema
 from milvusdiff.types.spec import META_COLUMN, META_FIELD, PARTITION_COLUMN, CollectionSpec, FieldSpec
 from milvusdiff.types.typemap import coerce_pg_column, rule
@@ -272,9 +272,12 @@ class ShadowStore:
     def rows_for_keys(self, spec: CollectionSpec, keys: Sequence[Any]) -> pa.Table:
         """The shadow rows of these keys in snapshot form (plus `$partition`), read as Arrow with ADBC."""
         where = sql.SQL("{} = ANY($1)").format(sql.Identifier(spec.primary.name))
-        with adbc.connect(self.conninfo) as conn, conn.cursor() as cur:
-            cur.execute(self.render(self.select_sql(spec, where)), parameters=(list(keys),))
-            raw = cur.fetch_arrow_table()
+        try:
+            with adbc.connect(self.conninfo) as conn, conn.cursor() as cur:
+                cur.execute(self.render(self.select_sql(spec, where)), parameters=(list(keys),))
+                raw = cur.fetch_arrow_table()
+        except adbc.Error as exc:
+            raise SyncError(f"cannot read the shadow rows of {spec.name!r}: {_first_line(exc)}") from exc
         columns = []
         for name, _ in shadow_columns(spec):
             column = raw.column(name).combine_chunks()

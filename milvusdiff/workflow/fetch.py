@@ -12,15 +12,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
-from psycopg import sql
 from pymilvus import MilvusClient
 
-from milvusdiff.services.pg import ShadowStore, shadow_columns
 from milvusdiff.types.convert import rows_to_table, snapshot_schema
-from milvusdiff.types.spec import DEFAULT_PARTITION, META_FIELD, PARTITION_COLUMN, CollectionSpec
-from milvusdiff.types.typemap import coerce_pg_column
+from milvusdiff.types.spec import DEFAULT_PARTITION, CollectionSpec
 
 _KEYS_PER_QUERY = 1000
 
@@ -71,22 +67,3 @@ def _milvus_rows(client: MilvusClient, spec: CollectionSpec, keys: Sequence[Any]
     if not tables:
         return snapshot_schema(spec, with_partition=True).empty_table()
     return pa.concat_tables(tables)
-
-
-def pg_rows(store: ShadowStore, spec: CollectionSpec, keys: Sequence[Any]) -> pa.Table:
-    """The shadow rows for these keys, read as Arrow (ADBC) and coerced by the type map."""
-    where = sql.SQL("{} = ANY($1)").format(sql.Identifier(spec.primary.name))
-    query = store.render(store.select_sql(spec, where))
-    with adbc.connect(store.conninfo) as conn, conn.cursor() as cur:
-        cur.execute(query, parameters=(list(keys),))
-        raw = cur.fetch_arrow_table()
-    schema = snapshot_schema(spec, with_partition=True)
-    columns = []
-    for name, _ in shadow_columns(spec):
-        column = raw.column(name).combine_chunks()
-        if name == PARTITION_COLUMN:
-            columns.append(column.cast(pa.string()))
-        else:
-            field = spec.field(name) if name in spec.field_names() else META_FIELD
-            columns.append(coerce_pg_column(column, field))
-    return pa.Table.from_arrays(columns, schema=schema)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pymilvus import MilvusClient
 
 from milvusdiff.client.shadow import ShadowClient
@@ -24,7 +26,7 @@ from milvusdiff.services.journal import KeyState
 from milvusdiff.types.convert import table_to_rows
 from milvusdiff.types.digest import row_digests
 from milvusdiff.types.spec import PARTITION_COLUMN, CollectionSpec
-from milvusdiff.workflow.fetch import milvus_rows, pg_rows
+from milvusdiff.workflow.fetch import milvus_rows
 
 SOURCES = ("milvus", "pg", "journal")
 
@@ -55,20 +57,40 @@ class RepairReport:
         }
 
 
-def repair(client: ShadowClient, collection: str, source: str, keys: Sequence[Any] | None = None) -> RepairReport:
-    """Repair `keys` (default: every IN_DOUBT or pg_missing key in the journal) from `source`."""
+def latest_run(runs: Path, collection: str) -> Path | None:
+    """The newest validate output of a collection under a runs directory (names end in a UTC stamp)."""
+    found = sorted(p for p in runs.glob(f"{collection}-*") if (p / "diff.parquet").is_file())
+    return found[-1] if found else None
+
+
+def diff_keys(run: Path, key: str) -> list[Any]:
+    """The differing keys a validate (or compare) output directory lists."""
+    return pq.read_table(run / "diff.parquet", columns=[key]).column(key).to_pylist()
+
+
+def repair(
+    client: ShadowClient,
+    collection: str,
+    source: str,
+    keys: Sequence[Any] | None = None,
+    diff: Path | None = None,
+) -> RepairReport:
+    """Repair `keys` from `source`. Without keys: every IN_DOUBT or pg_missing key in the journal, plus
+    the differing keys of `diff` (a validate output directory) when one is given."""
     if source not in SOURCES:
         raise MilvusDiffError(f"repair --from must be one of {', '.join(SOURCES)}, not {source!r}")
     spec = client.spec(collection)
     key_type = pa.int64() if spec.primary.type == "INT64" else pa.string()
     if keys is None:
         keys = client.journal.unsettled_keys(collection, spec.primary.name, key_type)
+        if diff is not None:
+            keys = [*keys, *diff_keys(diff, spec.primary.name)]
     keys = list(dict.fromkeys(keys))
     report = RepairReport(collection, source, keys_examined=len(keys))
     if not keys:
         return report
     in_milvus = milvus_rows(client, spec, keys)
-    in_pg = pg_rows(client.shadow, spec, keys)
+    in_pg = client.shadow.rows_for_keys(spec, keys)
     if source == "milvus":
         _copy(client, spec, in_milvus, keys, to="pg", report=report)
     elif source == "pg":

@@ -44,9 +44,14 @@ def _point_at(produced: Path, building: Path, target: Path) -> None:
         produced.write_text(text.replace(str(building), str(target)), encoding="utf-8")
 
 
+def runs_dir(settings: Settings) -> Path:
+    """Where validate puts its output when not told otherwise (and where repair looks for it)."""
+    return settings.home / DEFAULT_RUNS
+
+
 def default_out(settings: Settings, collection: str) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return settings.home / DEFAULT_RUNS / f"{collection}-{stamp}"
+    return runs_dir(settings) / f"{collection}-{stamp}"
 
 
 def validate(
