@@ -16,12 +16,14 @@ Keys are encoded with a type tag, so the string '42' and the integer 42 are diff
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import struct
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,18 +62,63 @@ _INITIAL_MAP_SIZE = 64 << 20
 
 # LMDB refuses a second handle on one environment in a process (its locks are per process), yet a
 # ShadowClient and an export or compare of the same journal may well share a process: they share it.
-_ENVS: dict[Path, list[Any]] = {}  # resolved path -> [environment, number of open Journals]
+_ENVS: dict[Path, list[Any]] = {}  # resolved path -> [environment, number of open Journals, _Gate]
 _ENVS_LOCK = threading.Lock()
 
 
-def _open_env(path: Path, map_size: int, sync: bool) -> Any:
+class _Gate:
+    """Every transaction on one environment passes the gate together; growing the map passes it alone.
+
+    LMDB allows mdb_env_set_mapsize only while no transaction of the process is active: resizing while
+    another thread reads or writes fails (EINVAL on its next put) or corrupts that thread's view. A resize
+    waits for the transactions in flight to end and holds new ones back until the map has grown.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._resizing = False
+        self._held = threading.local()  # transactions this thread has open
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._resizing:
+                self._cond.wait()
+            self._active += 1
+        self._held.count = getattr(self._held, "count", 0) + 1
+        try:
+            yield
+        finally:
+            self._held.count -= 1
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def alone(self, action: Callable[[], None]) -> None:
+        if getattr(self._held, "count", 0):
+            raise JournalError("the journal's map must grow while this thread holds one of its transactions open")
+        with self._cond:
+            while self._resizing:
+                self._cond.wait()
+            self._resizing = True
+            try:
+                while self._active:
+                    self._cond.wait()
+                action()
+            finally:
+                self._resizing = False
+                self._cond.notify_all()
+
+
+def _open_env(path: Path, map_size: int, sync: bool) -> tuple[Any, _Gate]:
     with _ENVS_LOCK:
         entry = _ENVS.get(path.resolve())
         if entry is None:
             env = lmdb.open(str(path), map_size=map_size, max_dbs=4, sync=sync, metasync=sync)
-            entry = _ENVS[path.resolve()] = [env, 0]
+            entry = _ENVS[path.resolve()] = [env, 0, _Gate()]
         entry[1] += 1
-        return entry[0]
+        return entry[0], entry[2]
 
 
 def _close_env(path: Path) -> None:
@@ -121,14 +168,13 @@ class Journal:
         self.path = Path(path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            self._env = _open_env(self.path, map_size, sync)
+            self._env, self._gate = _open_env(self.path, map_size, sync)
         except (OSError, lmdb.Error) as exc:
             raise JournalError(f"cannot open journal at {self.path}: {exc}") from exc
         self._ops = self._env.open_db(b"ops")
         self._intents = self._env.open_db(b"intents")
         self._keys = self._env.open_db(b"keys")
         self._meta = self._env.open_db(b"meta")
-        self._resize_lock = threading.Lock()
         self.recovered = self.recover()
 
     def close(self) -> None:
@@ -144,15 +190,34 @@ class Journal:
 
     # -- writing -------------------------------------------------------------------------------
 
+    @contextmanager
+    def _txn(self, *, write: bool = False) -> Iterator[Any]:
+        """A transaction that a map resize (ours, or another process's) cannot pull the map from under."""
+        while True:
+            with self._gate.shared():
+                try:
+                    txn = self._env.begin(write=write)
+                except lmdb.MapResizedError:
+                    pass  # another process grew the map: adopt its size below, then begin again
+                else:
+                    with txn:
+                        yield txn
+                    return
+            self._gate.alone(lambda: self._env.set_mapsize(0))
+
     def _write(self, work: Any) -> Any:
         """Run work(txn) in a write transaction, growing the map and retrying when it is full."""
         while True:
+            seen = self._env.info()["map_size"]
             try:
-                with self._env.begin(write=True) as txn:
+                with self._txn(write=True) as txn:
                     return work(txn)
             except lmdb.MapFullError:
-                with self._resize_lock:
-                    self._env.set_mapsize(self._env.info()["map_size"] * 2)
+                self._gate.alone(functools.partial(self._grow, seen))
+
+    def _grow(self, seen: int) -> None:
+        if self._env.info()["map_size"] == seen:  # not grown meanwhile by another thread that was full too
+            self._env.set_mapsize(seen * 2)
 
     def _next_seq(self, txn: Any) -> int:
         raw = txn.get(b"next_seq", db=self._meta)
@@ -164,12 +229,12 @@ class Journal:
         self._write(lambda txn: txn.put(b"spec:" + spec.name.encode(), spec.to_json().encode(), db=self._meta))
 
     def collection_spec(self, name: str) -> CollectionSpec | None:
-        with self._env.begin() as txn:
+        with self._txn() as txn:
             raw = txn.get(b"spec:" + name.encode(), db=self._meta)
         return CollectionSpec.from_json(raw) if raw else None
 
     def collections(self) -> list[str]:
-        with self._env.begin() as txn, txn.cursor(db=self._meta) as cur:
+        with self._txn() as txn, txn.cursor(db=self._meta) as cur:
             return [k[5:].decode() for k, _ in cur if k.startswith(b"spec:")]
 
     def begin(
@@ -305,7 +370,7 @@ class Journal:
         An intent whose writer is still alive (another client mid-write, while this process opens the
         journal to export or compare) is left for that writer to settle.
         """
-        with self._env.begin() as txn, txn.cursor(db=self._intents) as cur:
+        with self._txn() as txn, txn.cursor(db=self._intents) as cur:
             pending = [
                 int.from_bytes(k, "big")
                 for k, _ in cur
@@ -320,7 +385,7 @@ class Journal:
     def states(self, collection: str, keys: Iterable[Key]) -> dict[Key, KeyState]:
         prefix = collection.encode() + b"\0"
         out: dict[Key, KeyState] = {}
-        with self._env.begin() as txn:
+        with self._txn() as txn:
             for key in keys:
                 raw = txn.get(prefix + encode_key(key), db=self._keys)
                 if raw is not None:
@@ -339,7 +404,7 @@ class Journal:
     ) -> Iterator[pa.RecordBatch]:
         """Every key state of a collection as Arrow batches (decoding is vectorised per batch)."""
         prefix = collection.encode() + b"\0"
-        with self._env.begin() as txn, txn.cursor(db=self._keys) as cur:
+        with self._txn() as txn, txn.cursor(db=self._keys) as cur:
             if not cur.set_range(prefix):
                 return
             keys: list[bytes] = []
@@ -366,14 +431,14 @@ class Journal:
         return found
 
     def iter_ops(self, collection: str | None = None) -> Iterator[dict[str, Any]]:
-        with self._env.begin() as txn, txn.cursor(db=self._ops) as cur:
+        with self._txn() as txn, txn.cursor(db=self._ops) as cur:
             for _, raw in cur:
                 record = json.loads(raw)
                 if collection is None or record["collection"] == collection:
                     yield record
 
     def op(self, seq: int) -> dict[str, Any] | None:
-        with self._env.begin() as txn:
+        with self._txn() as txn:
             raw = txn.get(_seq_key(seq), db=self._ops)
         return json.loads(raw) if raw else None
 
