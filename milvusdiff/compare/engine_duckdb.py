@@ -126,18 +126,24 @@ def build_sql(plan: Plan, has_dups: bool, limit: int | None) -> str:
     return sql
 
 
-def _trouble(exc: duckdb.Error) -> CompareError:
-    """DuckDB's message without its multi-line advice: the CLI prints one line."""
+def _trouble(exc: duckdb.Error, inputs: str) -> CompareError:
+    """DuckDB's message without its multi-line advice: the CLI prints one line. Its messages about
+    undecodable data (a corrupt page) name no file, so the line names the inputs."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    hint = " (raise --memory-limit or free disk for --temp-dir)" if isinstance(exc, duckdb.OutOfMemoryException) else ""
-    return CompareError(f"DuckDB: {first}{hint}")
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return CompareError(f"DuckDB: {first} (raise --memory-limit or free disk for --temp-dir)")
+    return CompareError(f"DuckDB: {first} (reading {inputs})")
 
 
-def _batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+def _inputs(side_a: Side, side_b: Side) -> str:
+    return f"A {side_a.path} and B {side_b.path}"
+
+
+def _batches(reader: pa.RecordBatchReader, inputs: str) -> Iterator[pa.RecordBatch]:
     try:
         yield from reader
     except duckdb.Error as exc:
-        raise _trouble(exc) from exc
+        raise _trouble(exc, inputs) from exc
 
 
 @contextlib.contextmanager
@@ -162,8 +168,8 @@ def stream(
         reader = con.sql(build_sql(plan, has_dups, options.max_diffs)).to_arrow_reader(BATCH_ROWS)
     except duckdb.Error as exc:
         con.close()
-        raise _trouble(exc) from exc
+        raise _trouble(exc, _inputs(side_a, side_b)) from exc
     try:
-        yield _batches(reader)
+        yield _batches(reader, _inputs(side_a, side_b))
     finally:
         con.close()
