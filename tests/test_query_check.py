@@ -297,6 +297,11 @@ def test_hostile_or_broken_filters_exit_two_with_one_line(clean: Settings, expr:
         assert caught.value.position == position
 
 
+def test_trouble_leaves_no_output_behind(clean: Settings, tmp_path: Path, capsys) -> None:
+    code, _, _ = cli(["--filter", "i32 >", "--out", str(tmp_path / "run")], clean, capsys)
+    assert code == 2 and list(tmp_path.iterdir()) == []
+
+
 def test_filter_and_random_are_exclusive(clean: Settings, capsys) -> None:
     code, _, stderr = cli([], clean, capsys)
     assert code == 2 and "exactly one of --filter" in stderr

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import adbc_driver_manager
-import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg import sql
@@ -88,7 +87,7 @@ def shadow_result(
     schema = snapshot_schema(view, with_partition=stores.with_partition)
     fields = [*view.fields, *([META_FIELD] if view.enable_dynamic_field else [])]
     try:
-        with adbc.connect(stores.shadow.conninfo) as conn, conn.cursor() as cursor:
+        with stores.arrow_reader().cursor() as cursor:
             cursor.execute(query, parameters=arrow_parameters(params))
             for batch in cursor.fetch_record_batch():
                 columns = [coerce_pg_column(batch.column(f.name), f) for f in fields]
