@@ -29,12 +29,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pymilvus import MilvusClient
+from pymilvus.exceptions import MilvusException
 
 from milvusdiff.client.outcome import outcome_unknown
 from milvusdiff.config import Settings, redact
 from milvusdiff.errors import InDoubtError, MilvusDiffError, SchemaError, SyncError
 from milvusdiff.services.journal import Journal
-from milvusdiff.services.milvus import milvus_client_kwargs
+from milvusdiff.services.milvus import milvus_client_kwargs, unreachable
 from milvusdiff.services.pg import PendingWrite, ShadowStore, check_identifier
 from milvusdiff.services.pg_target import resolve_pg_conn
 from milvusdiff.types.canonical import canonical_json
@@ -73,9 +74,17 @@ class ShadowClient(MilvusClient):
         settings = Settings.resolve(
             milvus_uri=uri, milvus_token=token or None, pg_conn=pg_conn, journal_path=journal_path
         )
-        super().__init__(
-            **milvus_client_kwargs(settings), user=user, password=password, db_name=db_name, timeout=timeout, **kwargs
-        )
+        try:
+            super().__init__(
+                **milvus_client_kwargs(settings),
+                user=user,
+                password=password,
+                db_name=db_name,
+                timeout=timeout,
+                **kwargs,
+            )
+        except MilvusException as exc:
+            raise unreachable(settings, exc) from exc
         self.settings = settings
         self.shadow = ShadowStore(resolve_pg_conn(settings), schema=pg_schema)
         self.journal = Journal(settings.journal_path)

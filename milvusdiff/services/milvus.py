@@ -36,3 +36,11 @@ def describe_target(settings: Settings) -> str:
     if is_milvus_lite(settings.milvus_uri):
         return f"milvus-lite:{Path(settings.milvus_uri).expanduser().resolve()}"
     return redact(settings.milvus_uri)
+
+
+def unreachable(settings: Settings, exc: BaseException) -> ConfigError:
+    """The one-line error for a Milvus that did not answer; a Lite database is most often held by another process."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    hint = " (is another process using this Milvus Lite database?)" if is_milvus_lite(settings.milvus_uri) else ""
+    return ConfigError(f"cannot reach Milvus at {describe_target(settings)}: {first}{hint}")

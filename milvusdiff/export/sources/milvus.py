@@ -28,9 +28,9 @@ from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from milvusdiff.config import Settings, is_milvus_lite
-from milvusdiff.errors import ConfigError, SnapshotError
+from milvusdiff.errors import SnapshotError
 from milvusdiff.export.sources import ExtraFile, ReadOptions, tag_source
-from milvusdiff.services.milvus import describe_target, milvus_client_kwargs
+from milvusdiff.services.milvus import describe_target, milvus_client_kwargs, unreachable
 from milvusdiff.types.convert import rows_to_table, snapshot_schema
 from milvusdiff.types.spec import DEFAULT_PARTITION, CollectionSpec
 
@@ -61,8 +61,7 @@ def connect(settings: Settings) -> MilvusClient:
     try:
         return MilvusClient(**milvus_client_kwargs(settings))
     except MilvusException as exc:
-        hint = " (is another process using this Milvus Lite database?)" if is_milvus_lite(settings.milvus_uri) else ""
-        raise ConfigError(f"cannot reach Milvus at {describe_target(settings)}: {_first_line(exc)}{hint}") from exc
+        raise unreachable(settings, exc) from exc
 
 
 @dataclass(frozen=True)
