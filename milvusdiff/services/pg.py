@@ -36,6 +36,7 @@ DEFAULT_SCHEMA = "milvusdiff"
 SCHEMA_ENV = "MILVUSDIFF_PG_SCHEMA"
 REGISTRY_TABLE = "_collections"
 _PG_IDENTIFIER_BYTES = 63
+_CONNECT_TIMEOUT_S = 10
 _BOOTSTRAP_LOCK = 0x6D696C7675736466  # advisory lock key serialising schema/registry creation ("milvusdf")
 _COPY_TYPE_NAMES = {
     "boolean": "bool",
@@ -113,6 +114,7 @@ class ShadowStore:
         self.schema = schema or os.environ.get(SCHEMA_ENV) or DEFAULT_SCHEMA
         check_identifier(self.schema, "PostgreSQL schema")
         self._registry = sql.Identifier(self.schema, REGISTRY_TABLE)
+        _check_reachable(conninfo)
         try:
             self._pool = ConnectionPool(
                 conninfo, min_size=1, max_size=max_connections, open=True, timeout=30, name="milvusdiff"
@@ -292,6 +294,17 @@ class ShadowStore:
         """SQL text for drivers (ADBC) that do not take psycopg.sql objects; identifiers stay quoted."""
         with self._pool.connection() as conn:
             return query.as_string(conn)
+
+
+def _check_reachable(conninfo: str) -> None:
+    """One direct connection before the pool: a server that is down fails here at once, with libpq's own
+    reason, instead of after the pool's 15 s of retries (each logging a warning) with "pool initialization
+    incomplete"."""
+    timeout = {} if "connect_timeout" in conninfo else {"connect_timeout": _CONNECT_TIMEOUT_S}
+    try:
+        psycopg.connect(conninfo, **timeout).close()  # type: ignore[arg-type]
+    except psycopg.Error as exc:
+        raise ConfigError(f"cannot reach PostgreSQL at {redact(conninfo)}: {_first_line(exc)}") from exc
 
 
 def _first_line(exc: BaseException) -> str:
