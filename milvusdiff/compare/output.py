@@ -9,6 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from milvusdiff.errors import SnapshotError
+from milvusdiff.export.staging import check_destination
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -30,9 +33,14 @@ def _replace(built: Path, out: Path) -> None:
 @contextlib.contextmanager
 def workspace(out: Path | None, temp_dir: Path | None) -> Iterator[Workspace]:
     parent = out.parent if out is not None else temp_dir
-    if parent is not None:
-        parent.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix=".milvusdiff-compare-", dir=parent))
+    if out is not None:
+        check_destination(out, overwrite=True)  # a clear refusal for a parent that is a file or unwritable
+    try:
+        if parent is not None:
+            parent.mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix=".milvusdiff-compare-", dir=parent))
+    except OSError as exc:
+        raise SnapshotError(f"cannot write in the output directory {parent}: {exc.strerror or exc}") from exc
     space = Workspace(root / "out", root / "scratch")
     space.outputs.mkdir()
     space.scratch.mkdir()

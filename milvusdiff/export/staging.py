@@ -38,6 +38,9 @@ def check_destination(out: Path, *, overwrite: bool) -> None:
     """Refuse early, before any store is read, an output that exists or cannot be created."""
     if out.exists() and not overwrite and not (out.is_dir() and not any(out.iterdir())):
         raise SnapshotError(f"output {out} already exists (pass --overwrite to replace it)")
+    existing = next(p for p in (out.parent, *out.parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise SnapshotError(f"cannot create the output directory {out.parent}: {existing} is a file, not a directory")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -66,13 +66,17 @@ def validate(
     """Export the three stores of `collection` and compare Milvus (A) with PostgreSQL (B)."""
     from milvusdiff.compare import compare
     from milvusdiff.export import export_collection
+    from milvusdiff.export.staging import check_destination
 
     settings = settings or Settings.resolve()
     target = Path(out) if out is not None else default_out(settings, collection)
     if target.exists():
         raise SnapshotError(f"output directory {target} already exists: choose another --out or remove it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    check_destination(target, overwrite=False)
+    try:
+        building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        raise SnapshotError(f"cannot write in the output directory {target.parent}: {exc.strerror or exc}") from exc
     try:
         snapshots = building / "snapshots"
         export_options: dict[str, Any] = {"settings": settings, "quiet": quiet}
