@@ -1,8 +1,8 @@
 """The snapshot writer: Arrow tables in, a published snapshot (directory or single Parquet file) out.
 
 One table at a time goes straight to a ParquetWriter, so memory holds a batch or two whatever the
-collection size. Each part file is hashed as it is written (no second read for the checksum) and
-fsync'd on close; the whole snapshot appears under its final name only in `publish` (see staging).
+collection size. Each part file is hashed as it is written (see checksum) and fsync'd on close; the
+whole snapshot appears under its final name only in `publish` (see staging).
 
 A single-file snapshot must carry its manifest in its own footer, but the manifest (rows, key census)
 is known only at the end: the Arrow schema stored in the footer (`ARROW:schema`) is replaced just
@@ -12,7 +12,7 @@ before closing, so readers see `milvusdiff.manifest` in the schema metadata like
 from __future__ import annotations
 
 import base64
-import hashlib
+import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,72 +22,55 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from milvusdiff.export.census import KeyCensus
+from milvusdiff.export.checksum import TailHasher
 from milvusdiff.export.manifest import MANIFEST_METADATA_KEY, MANIFEST_NAME, FileEntry, KeyStats, Manifest
-from milvusdiff.export.staging import Staging
+from milvusdiff.export.staging import Staging, fsync_path
 from milvusdiff.types.typemap import TYPE_METADATA_KEY, VECTOR_TYPES
 
 DEFAULT_ROWS_PER_PART = 1_000_000
 _ARROW_SCHEMA_KEY = "ARROW:schema"
 
 
-class _HashingFile:
-    """A write-only file that hashes what passes through, and fsyncs when closed."""
-
-    def __init__(self, path: Path, *, hashed: bool) -> None:
-        self._file = open(path, "wb")  # noqa: SIM115 - closed by close(), which the ParquetWriter calls
-        self._sha = hashlib.sha256() if hashed else None
-        self.size = 0
-        self.closed = False
-
-    def write(self, data: Any) -> int:
-        if self._sha is not None:
-            self._sha.update(data)
-        written = self._file.write(data)
-        self.size += written
-        return written
-
-    def tell(self) -> int:
-        return self.size
-
-    def writable(self) -> bool:
-        return True
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def close(self) -> None:
-        if not self.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self.closed = True
-
-    @property
-    def sha256(self) -> str | None:
-        return self._sha.hexdigest() if self._sha is not None else None
-
-
-def _plain_columns(schema: pa.Schema) -> list[str]:
-    """Columns worth dictionary encoding and statistics: not vectors (measured: a third of the write time)."""
-    return [f.name for f in schema if (f.metadata or {}).get(TYPE_METADATA_KEY, b"").decode() not in VECTOR_TYPES]
+def _column_options(schema: pa.Schema) -> dict[str, Any]:
+    """Vectors skip dictionary encoding, statistics and compression: none of it pays for float bits
+    (measured: dictionary attempts and statistics alone took a third of the write time)."""
+    vectors = {f.name for f in schema if (f.metadata or {}).get(TYPE_METADATA_KEY, b"").decode() in VECTOR_TYPES}
+    plain = [name for name in schema.names if name not in vectors]
+    compression = {name: "none" if name in vectors else "snappy" for name in schema.names}
+    return {"use_dictionary": plain, "write_statistics": plain, "compression": compression}
 
 
 class _Part:
+    """One Parquet file, fsync'd when closed and, when `hashed`, checksummed as it is written."""
+
     def __init__(self, path: Path, schema: pa.Schema, *, hashed: bool) -> None:
-        self.name = path.name
+        self.path = path
         self.rows = 0
-        self.sink = _HashingFile(path, hashed=hashed)
-        plain = _plain_columns(schema)
-        self.writer = pq.ParquetWriter(self.sink, schema, use_dictionary=plain, write_statistics=plain)
+        self.sink = pa.OSFile(str(path), "wb")
+        self.hasher = TailHasher(path) if hashed else None
+        self.writer = pq.ParquetWriter(self.sink, schema, **_column_options(schema))
 
     def write(self, table: pa.Table) -> None:
         self.writer.write_table(table)
         self.rows += table.num_rows
+        if self.hasher is not None:
+            self.hasher.advance(self.sink.tell())
 
     def close(self) -> FileEntry:
         self.writer.close()
         self.sink.close()
-        return FileEntry(self.name, self.rows, self.sink.size, self.sink.sha256)
+        size = self.path.stat().st_size
+        sha256 = self.hasher.finish(size) if self.hasher is not None else None
+        fsync_path(self.path)
+        return FileEntry(self.path.name, self.rows, size, sha256)
+
+    def abandon(self) -> None:
+        """Close without caring about the content: it is about to be deleted."""
+        if self.hasher is not None:
+            self.hasher.abandon()
+        with contextlib.suppress(OSError, pa.ArrowException):
+            self.writer.close()
+        self.sink.close()
 
 
 class SnapshotWriter:
@@ -164,10 +147,6 @@ class SnapshotWriter:
         """Drop everything written so far; the destination is left as it was."""
         self._census.abandon()
         if self._part is not None:
-            try:
-                self._part.writer.close()
-                self._part.sink.close()
-            except (OSError, pa.ArrowException):
-                pass  # the staged files are removed next whatever state they are in
+            self._part.abandon()
             self._part = None
         self._staging.discard()
