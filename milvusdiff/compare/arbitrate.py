@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from milvusdiff.compare.inputs import Side
-from milvusdiff.compare.journal_source import DIGEST, journal_states
+from milvusdiff.compare.journal_source import DIGEST, check_journal, journal_states
 from milvusdiff.compare.keyset import fetch_rows
 from milvusdiff.compare.plan import Plan
 from milvusdiff.compare.summary import VERDICTS
@@ -31,6 +31,16 @@ def _spec(side: Side, other: Side) -> CollectionSpec:
     if text is None:
         raise CompareError("--journal needs the collection spec (milvusdiff.spec metadata) in at least one input")
     return CollectionSpec.from_json(text)
+
+
+def _collection(side: Side, other: Side) -> str | None:
+    """The collection the inputs are snapshots of (spec metadata, else manifest), if they say."""
+    for candidate in (side, other):
+        if candidate.spec_json is not None:
+            return CollectionSpec.from_json(candidate.spec_json).name
+        if candidate.manifest and candidate.manifest.get("collection"):
+            return str(candidate.manifest["collection"])
+    return None
 
 
 def _side_digests(side: Side, names: list[str], keys: pa.Table, spec: CollectionSpec) -> pa.Table:
@@ -85,6 +95,7 @@ def arbitrate(
 ) -> tuple[dict[str, int], pa.Array]:
     """Fill diff.parquet's `verdict` column; return the count per verdict and the verdicts in diff order."""
     names = plan.key_names
+    check_journal(journal, _collection(side_a, side_b))
     listed = pa.Table.from_batches(tally.keys, schema=tally.keys[0].schema) if tally.keys else None
     if listed is None or listed.num_rows == 0:
         return dict.fromkeys(VERDICTS, 0), pa.array([], pa.string())

@@ -60,6 +60,32 @@ def _from_lmdb(path: Path, plan: Plan, keys: pa.Table, spec: CollectionSpec) -> 
     )
 
 
+def check_journal(path: Path, collection: str | None) -> None:
+    """Refuse a --journal that is missing, is not a journal, or records another collection, whether or
+    not any key differs: arbitrating with another collection's journal would turn every verdict into a
+    confident-looking `unknown` (or worse, a wrong one when keys happen to coincide)."""
+    if not path.exists():
+        raise CompareError(f"journal does not exist: {path}")
+    if _snapshot_files(path):
+        manifest = path / "manifest.json" if path.is_dir() else None
+        if collection is None or manifest is None or not manifest.exists():
+            return
+        recorded = json.loads(manifest.read_text(encoding="utf-8")).get("collection")
+        if recorded is not None and recorded != collection:
+            raise CompareError(f"journal {path} records collection {recorded!r}, not {collection!r}")
+        return
+    if not (path / "data.mdb").exists():
+        raise CompareError(f"not a journal snapshot (part-*.parquet) nor an LMDB journal (data.mdb): {path}")
+    if collection is None:
+        return
+    from milvusdiff.services.journal import Journal
+
+    with Journal(path) as journal:
+        if journal.collection_spec(collection) is None:
+            known = ", ".join(repr(c) for c in journal.collections()) or "none"
+            raise CompareError(f"the journal at {path} has no collection {collection!r} (it has: {known})")
+
+
 def journal_states(path: Path, plan: Plan, keys: pa.Table, spec: CollectionSpec) -> pa.Table:
     """Columns: the plan's key columns, `state`, `digest`; keys the journal does not know are absent."""
     if not path.exists():
