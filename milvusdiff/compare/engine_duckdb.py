@@ -51,12 +51,12 @@ _ELEMENT_TYPES = {
 }
 
 
-def _output(name: str, arrow_type: pa.DataType) -> str:
-    """Parquet has no fixed-size lists, DuckDB reads vectors as T[]; T[dim] leaves DuckDB as Arrow's
-    fixed_size_list, so the finishing pass needs no cast."""
+def _as_array(sql: str, arrow_type: pa.DataType) -> str:
+    """Parquet has no fixed-size lists, DuckDB reads vectors as T[]; as T[dim] they compare faster and
+    leave DuckDB as Arrow's fixed_size_list, so the finishing pass needs no cast."""
     if pa.types.is_fixed_size_list(arrow_type) and arrow_type.value_type in _ELEMENT_TYPES:
-        return f"CAST({q(name)} AS {_ELEMENT_TYPES[arrow_type.value_type]}[{arrow_type.list_size}])"
-    return q(name)
+        return f"CAST({sql} AS {_ELEMENT_TYPES[arrow_type.value_type]}[{arrow_type.list_size}])"
+    return sql
 
 
 def _key_select(plan: Plan, side: str) -> str:
@@ -75,7 +75,8 @@ def _on(left: str, right: str, plan: Plan) -> str:
 def _mismatch(column: Column) -> str:
     x, y = q(a_col(column.name)), q(b_col(column.name))
     if column.kind is not Kind.FLOAT:
-        return f"{x} IS DISTINCT FROM {y}"
+        # Fixed-size arrays compare faster than the lists Parquet vectors are read as.
+        return f"{_as_array(x, column.type_a)} IS DISTINCT FROM {_as_array(y, column.type_b)}"
     x, y = f"{x}::DOUBLE", f"{y}::DOUBLE"
     tol = column.tolerance
     if tol.exact:
@@ -95,7 +96,7 @@ def build_sql(plan: Plan, has_dups: bool, limit: int | None) -> str:
         f", CASE WHEN a.__in AND b.__in THEN {_mismatch(c)} END AS {q(flag_col(c.name))}" for c in plan.columns
     )
     values = "".join(
-        f", CASE WHEN {q(flag_col(c.name))} THEN {_output(name, arrow_type)} END AS {q(name)}"
+        f", CASE WHEN {q(flag_col(c.name))} THEN {_as_array(q(name), arrow_type)} END AS {q(name)}"
         for c in plan.columns
         for name, arrow_type in ((a_col(c.name), c.type_a), (b_col(c.name), c.type_b))
     )

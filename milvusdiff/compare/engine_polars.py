@@ -18,7 +18,7 @@ from milvusdiff.compare.options import CompareOptions
 from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
 from milvusdiff.errors import CompareError
 
-BATCH_ROWS = 8192
+BATCH_ROWS = 65536
 
 
 def _join_dtype(arrow_type: pa.DataType) -> pl.DataType | None:
