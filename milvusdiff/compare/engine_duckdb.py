@@ -127,6 +127,25 @@ def build_sql(plan: Plan, has_dups: bool, limit: int | None) -> str:
     return sql
 
 
+def _find_duplicates(con: duckdb.DuckDBPyConnection, plan: Plan) -> bool:
+    """Fill table `dups` with the keys held more than once on either side. A count of distinct keys,
+    about twice as fast as grouping, first says whether there can be any (it also fires for NULL keys)."""
+    keys = ", ".join(q(k) for k in plan.key_names)
+    distinct = f"count(DISTINCT ({keys}))" if len(plan.keys) > 1 else f"count(DISTINCT {keys})"
+    excess = con.execute(
+        f"SELECT (SELECT count(*) - {distinct} FROM (SELECT {_key_select(plan, 'a')} FROM A)),"
+        f" (SELECT count(*) - {distinct} FROM (SELECT {_key_select(plan, 'b')} FROM B))"
+    ).fetchall()[0]
+    if not any(excess):
+        return False
+    con.execute(
+        f"""CREATE TEMP TABLE dups AS
+        SELECT {keys} FROM (SELECT {_key_select(plan, "a")} FROM A) GROUP BY ALL HAVING count(*) > 1
+        UNION SELECT {keys} FROM (SELECT {_key_select(plan, "b")} FROM B) GROUP BY ALL HAVING count(*) > 1"""
+    )
+    return bool(con.execute("SELECT count(*) FROM dups").fetchall()[0][0])
+
+
 def _trouble(exc: duckdb.Error, inputs: str) -> CompareError:
     """DuckDB's message without its multi-line advice: the CLI prints one line. Its messages about
     undecodable data (a corrupt page) name no file, so the line names the inputs."""
@@ -159,13 +178,7 @@ def stream(
         for name, side in (("A", side_a), ("B", side_b)):
             files = ", ".join(lit(f) for f in side.file_list)
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}])")
-        keys = ", ".join(q(k) for k in plan.key_names)
-        con.execute(
-            f"""CREATE TEMP TABLE dups AS
-            SELECT {keys} FROM (SELECT {_key_select(plan, "a")} FROM A) GROUP BY ALL HAVING count(*) > 1
-            UNION SELECT {keys} FROM (SELECT {_key_select(plan, "b")} FROM B) GROUP BY ALL HAVING count(*) > 1"""
-        )
-        has_dups = con.execute("SELECT count(*) FROM dups").fetchall()[0][0] > 0
+        has_dups = _find_duplicates(con, plan)
         reader = con.sql(build_sql(plan, has_dups, options.max_diffs)).to_arrow_reader(BATCH_ROWS)
     except duckdb.Error as exc:
         con.close()
