@@ -297,6 +297,12 @@ def test_hostile_or_broken_filters_exit_two_with_one_line(clean: Settings, expr:
         assert caught.value.position == position
 
 
+def test_a_filter_milvus_refuses_is_one_line_of_trouble(clean: Settings, capsys) -> None:
+    code, stdout, stderr = cli(["--filter", "1 < i32 < 8"], clean, capsys)  # Milvus Lite has no range chains
+    lines = stderr.strip().splitlines()
+    assert (code, stdout, len(lines)) == (2, "", 1) and lines[0].startswith("milvusdiff: Milvus refused the query: ")
+
+
 def test_trouble_leaves_no_output_behind(clean: Settings, tmp_path: Path, capsys) -> None:
     code, _, _ = cli(["--filter", "i32 >", "--out", str(tmp_path / "run")], clean, capsys)
     assert code == 2 and list(tmp_path.iterdir()) == []

@@ -8,10 +8,11 @@ Milvus Lite departs from Milvus in a few filter semantics (see LITE_DIFFERS in
 tests/test_filters_engines.py). With `lite_safe` the generator avoids all of them, so that any
 difference it finds is about the data, not about the engine: no range chains, no `not in`, no
 `in` on JSON paths, no integer arithmetic (Lite wraps at 32/64 bits, has no `%` and divides
-integers as floats), no arithmetic on JSON values, like patterns without escapes, array indexing
-and array_length only where Lite agrees (length never compared with 0), and `in`, contains
-functions and array_length never under `not` (Lite calls a NULL field false there, not unknown).
-Booleans and numbers that share a JSON key are not compared (Lite compares them Python-style).
+integers as floats), no arithmetic on JSON values or FLOAT fields (Lite computes the latter in
+single precision), like patterns without escapes, array_length never compared with 0, and `in`,
+contains functions and array_length never under `not` (Lite calls a NULL field false there, not
+unknown). Booleans and numbers that share a JSON key are not compared (Lite compares them
+Python-style).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Target:
     values: tuple[Any, ...]  # non-null values seen in the sample
     nullable: bool
     element: str | None = None  # ARRAY element kind
+    float32: bool = False  # a FLOAT field: Milvus Lite does its arithmetic in single precision
 
 
 def is_sampled(field_type: str) -> bool:
@@ -141,7 +143,7 @@ def targets(spec: CollectionSpec, rows: Sequence[Mapping[str, Any]]) -> list[Tar
                 found.append(Target(field.name, "array", lists, nullable, element))
         else:
             values = tuple(value for value in present if _usable(value))
-            found.append(Target(field.name, _KINDS[field.type], values, nullable))
+            found.append(Target(field.name, _KINDS[field.type], values, nullable, float32=field.type == "FLOAT"))
     if spec.enable_dynamic_field:
         paths = _path_values(row.get(META_COLUMN) for row in rows)
         for (key, *rest), seen in paths.items():
@@ -226,7 +228,7 @@ class FilterGenerator:
         if roll < 0.3 and not self.lite:
             low, high = sorted((value, rng.choice(target.values)))
             return f"{literal(low)} {rng.choice(['<', '<='])} {target.expr} {rng.choice(['<', '<='])} {literal(high)}"
-        if roll < 0.45 and (target.kind == "float" or not self.lite):
+        if roll < 0.45 and not (self.lite and (target.kind == "int" or target.float32)):
             return self.arithmetic(target, value)
         return self.compare(target.expr, value)
 

@@ -8,6 +8,7 @@ translated against. Milvus is read with a plain client, since checks never write
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ def filter_columns(spec: CollectionSpec) -> dict[str, ColumnType]:
     return {f.name: ("ARRAY", f.element_type or "") if f.type == "ARRAY" else f.type for f in spec.fields}
 
 
-def first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException | str) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -96,9 +97,24 @@ def open_stores(collection: str, settings: Settings) -> Iterator[CheckStores]:
         shadow.close()
 
 
+class _Refusals(logging.Filter):
+    """pymilvus logs every refused call, traceback included, before raising it; a check turns the
+    refusal into one line (CheckError), so the log would only repeat it at length."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("RPC error")
+
+
+_PYMILVUS_CALLS = logging.getLogger("pymilvus.decorators")
+
+
 def milvus_call(what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
     """Call a Milvus read; a refusal (bad filter, unknown field, unloaded collection) becomes a CheckError."""
+    quiet = _Refusals()
+    _PYMILVUS_CALLS.addFilter(quiet)
     try:
         return call(*args, **kwargs)
     except MilvusException as exc:
-        raise CheckError(f"Milvus refused {what}: {first_line(exc)}") from exc
+        raise CheckError(f"Milvus refused {what}: {first_line(getattr(exc, 'message', None) or exc)}") from exc
+    finally:
+        _PYMILVUS_CALLS.removeFilter(quiet)
