@@ -51,7 +51,7 @@ def query_check_command(
     if (expr is None) == (count is None):
         raise click.UsageError("give exactly one of --filter EXPR and --random N")
     settings = settings_from_options(**connection)
-    fields = [name for name in (output_fields or "").split(",") if name] or None
+    fields = [name.strip() for name in (output_fields or "").split(",") if name.strip()] or None
     if count is not None:
         from milvusdiff.checks.query_random import query_check_random, report_sections
         from milvusdiff.compare.terminal import print_sections
