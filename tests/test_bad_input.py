@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,12 @@ import pyarrow.parquet as pq
 import pytest
 from psycopg import sql
 from pymilvus import DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
 
 from milvusdiff.cli.main import main
 from milvusdiff.client.shadow import ShadowClient
 from milvusdiff.config import Settings
+from milvusdiff.errors import FilterConversionError, SchemaError
 from milvusdiff.export import export_collection
 from milvusdiff.services.journal import Journal
 from milvusdiff.workflow.validate import validate
@@ -68,7 +71,7 @@ def write(path: Path, columns: dict[str, pa.Array], key: str = "id") -> Path:
     return path
 
 
-def vectors(rows: list[list[float] | None], dim: int = 2) -> pa.Array:
+def vectors(rows: Sequence[Sequence[float] | None], dim: int = 2) -> pa.Array:
     return pa.array(rows, pa.list_(pa.float32(), dim))
 
 
@@ -462,3 +465,129 @@ def test_text_keys_that_look_like_integers_and_unicode_keys(settings: Settings, 
     found = {row["pk"]: row["verdict"] for row in pq.read_table(result.out / "diff.parquet").to_pylist()}
     assert found == {"42": "b_wrong"}  # exactly '42': not '042', '42.0', ' 42' or '٤٢'
     assert result.summary["rows_a"] == result.summary["rows_b"] == len(keys) - 2
+
+
+ODD_NAMES = {
+    "sql keywords": ("select", "from", "where"),
+    "quotes and semicolons": ('a"b; DROP TABLE x; --', "id", "c'd; --"),
+    "a bobby table": ('Robert\'); DROP TABLE "_collections";--', "order", "group"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ODD_NAMES))
+def test_collection_and_field_names_reach_postgresql_quoted(settings: Settings, tmp_path: Path, case: str) -> None:
+    """Milvus decides which names exist (Milvus Lite accepts quotes, semicolons and spaces; a server accepts
+    letters, digits and underscores): whatever it accepts is mirrored under exactly that name, quoted."""
+    collection, key, text = ODD_NAMES[case]
+    assert settings.pg_conn is not None
+    schema = os.environ["MILVUSDIFF_PG_SCHEMA"]
+    client = ShadowClient.from_settings(settings)
+    try:
+        make_collection(client, collection, key=key, text=text)
+    except MilvusException:  # refused by Milvus: nothing of it reached PostgreSQL or the journal
+        assert collection not in shadow_tables(settings.pg_conn, schema)
+        assert client.journal.collection_spec(collection) is None
+        client.close()
+        return
+    client.insert(collection, rows([1, 2, 3], key=key, text=text))
+    client.delete(collection, ids=[2])
+    client.close()
+    assert collection in shadow_tables(settings.pg_conn, schema)
+    assert {"_collections", collection} <= shadow_tables(settings.pg_conn, schema)
+    summary = assert_validates_clean(settings, collection, tmp_path / "v")
+    assert summary["rows_a"] == summary["rows_b"] == 2
+
+
+def test_names_postgresql_would_truncate_are_refused_before_milvus(settings: Settings) -> None:
+    client = ShadowClient.from_settings(settings)
+    try:
+        with pytest.raises(SchemaError, match="63-byte"):
+            make_collection(client, "c" * 64)
+        with pytest.raises(SchemaError, match="63-byte"):
+            make_collection(client, "fine", text="é" * 32)  # 32 characters, 64 bytes
+        assert not client.has_collection("c" * 64) and not client.has_collection("fine")
+        make_collection(client, "c" * 63, text="é" * 31 + "x")  # exactly 63 bytes each: accepted
+    finally:
+        client.close()
+
+
+def test_a_shadow_schema_name_with_quotes_and_semicolons(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    odd = 'odd"; DROP SCHEMA public CASCADE; --'
+    monkeypatch.setenv("MILVUSDIFF_PG_SCHEMA", odd)
+    assert settings.pg_conn is not None
+    try:
+        client = ShadowClient.from_settings(settings)
+        make_collection(client, "docs")
+        client.insert("docs", rows([1, 2]))
+        client.close()
+        assert shadow_tables(settings.pg_conn, odd) == {"_collections", "docs"}
+        assert "public" in {r[0] for r in _pg(settings.pg_conn, "SELECT nspname FROM pg_namespace")}
+        assert_validates_clean(settings, "docs", tmp_path / "v")
+    finally:
+        with psycopg.connect(settings.pg_conn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(odd)))
+
+
+def _pg(conninfo: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(conninfo) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+SNEAKY = "'); DROP TABLE inj; --"
+
+
+def test_filters_with_injection_attempts(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A delete filter is Milvus' to parse: whatever it matches is deleted by key everywhere, and no part of
+    a filter ever becomes SQL text (the filters package passes every literal as a parameter)."""
+    assert settings.pg_conn is not None
+    client = ShadowClient.from_settings(settings)
+    make_collection(client, "inj")
+    client.insert("inj", [*rows([1, 2, 3]), {"id": 4, "title": SNEAKY, "emb": [0.0, 0.0]}])
+    ops_before = list(client.journal.iter_ops("inj"))
+
+    with pytest.raises(MilvusException):  # not a filter: Milvus refuses it before anything is journaled
+        client.delete("inj", filter="id in [1]; DROP TABLE inj")
+    # quote-breaking attempts are string literals to Milvus and match nothing
+    assert client.delete("inj", filter='title == "x\\" or id > 0 or \\""')["delete_count"] == 0
+    assert client.delete("inj", filter='title == "\\"; DELETE FROM inj; --"')["delete_count"] == 0
+    assert list(client.journal.iter_ops("inj")) == ops_before
+    # a row whose text is SQL is deleted, exactly it, by a filter quoting that text
+    client.delete("inj", filter=f'title == "{SNEAKY}"')
+    deletes = [op for op in client.journal.iter_ops("inj") if op["op"] == "delete"]
+    assert [(op["keys_sample"], op["status"]) for op in deletes] == [([4], "committed")]
+    client.close()
+    summary = assert_validates_clean(settings, "inj", tmp_path / "v")
+    assert summary["rows_a"] == summary["rows_b"] == 3
+
+    from milvusdiff.filters import to_postgres
+
+    table = sql.Identifier(os.environ["MILVUSDIFF_PG_SCHEMA"], "inj")
+    columns = {"id": "INT64", "title": "VARCHAR"}
+    for expr, expected in ((f'title == "{SNEAKY}"', []), ('title == "row 1" or id == 3', [1, 3])):
+        where, params = to_postgres(expr, columns)
+        with psycopg.connect(settings.pg_conn) as conn:
+            query = sql.SQL("SELECT id FROM {} WHERE {} ORDER BY id").format(table, where)
+            assert "DROP" not in query.as_string(conn)
+            assert [r[0] for r in conn.execute(query, params).fetchall()] == expected
+    with pytest.raises(FilterConversionError):
+        to_postgres("id in [1]; DROP TABLE inj", columns)
+
+    connection = [
+        "--milvus-uri",
+        settings.milvus_uri,
+        "--pg-conn",
+        settings.pg_conn,
+        "--journal",
+        str(settings.journal_path),
+    ]
+    code, _, err = run(["query-check", "--collection", "inj", "--filter", f'title == "{SNEAKY}"', *connection], capsys)
+    assert code == 0, err
+    code, _, err = run(
+        ["query-check", "--collection", "inj", "--filter", "id in [1]; DROP TABLE inj", *connection], capsys
+    )
+    assert_trouble(code, err)
+    assert _pg(settings.pg_conn, "SELECT count(*) FROM {}".replace("{}", table.as_string(None)))[0][0] == 3
