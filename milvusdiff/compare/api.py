@@ -6,21 +6,19 @@ import importlib
 import json
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from milvusdiff.compare.finish import Finisher
 from milvusdiff.compare.inputs import open_side
 from milvusdiff.compare.options import CompareOptions, Tolerance
 from milvusdiff.compare.output import workspace
+from milvusdiff.compare.pipeline import finish_to_parquet
 from milvusdiff.compare.plan import build_plan
 from milvusdiff.compare.result import CompareResult
 from milvusdiff.compare.summary import build_summary
-from milvusdiff.compare.tally import Tally
 
 
 def _names(value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -66,24 +64,6 @@ def make_options(
     )
 
 
-def _finish(batches: Iterable[pa.RecordBatch], diff: Path, finisher: Finisher) -> Tally:
-    """Process batch n while batch n-1 is written: pyarrow's writer releases the GIL."""
-    # Dictionary encoding only pays for the class column; on vectors it is pure overhead.
-    with (
-        pq.ParquetWriter(diff, finisher.schema, use_dictionary=["class"]) as writer,
-        ThreadPoolExecutor(max_workers=1) as pool,
-    ):
-        pending: Future[None] | None = None
-        for batch in batches:
-            finished = finisher.process(batch)
-            if pending is not None:
-                pending.result()
-            pending = pool.submit(writer.write_batch, finished)
-        if pending is not None:
-            pending.result()
-    return finisher.tally
-
-
 def _give_verdicts(sample: list[tuple[int, dict[str, Any]]], per_row: pa.Array) -> None:
     """The report sample was taken before arbitration; its rows get their verdicts by row number."""
     chosen = per_row.take(pa.array([index for index, _ in sample], pa.int64())).to_pylist()
@@ -106,7 +86,7 @@ def compare(a: str | Path, b: str | Path, options: CompareOptions | None = None,
         diff = space.outputs / "diff.parquet"
         with engine.stream(plan, side_a, side_b, opts, space.scratch) as batches:
             finisher = Finisher(plan, opts.sample_size)
-            tally = _finish(batches, diff, finisher)
+            tally = finish_to_parquet(batches, diff, finisher)
         sample = finisher.sample.rows()
         verdicts: dict[str, int] | None = None
         if opts.journal is not None:
