@@ -27,9 +27,10 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from milvusdiff.compare.finish import CLASSES, METRICS, metric_col
+from milvusdiff.compare.finish import METRICS, metric_col
 from milvusdiff.compare.plan import a_col, b_col
 from milvusdiff.compare.report import fmt
+from milvusdiff.compare.sample import CLASSES
 from milvusdiff.errors import ConfigError
 
 if TYPE_CHECKING:

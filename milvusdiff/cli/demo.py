@@ -14,9 +14,10 @@ _VERDICT_WORDS = {"a_wrong": "Milvus is wrong", "b_wrong": "PostgreSQL is wrong"
 
 
 def _kind(row: dict[str, object]) -> tuple[str, str, str]:
-    changed = row.get("changed_columns") or []
+    changed = row.get("changed_columns")
+    columns = ", ".join(str(c) for c in changed) if isinstance(changed, list) else ""
     verdict = str(row.get("verdict") or "no journal")
-    return str(row["class"]), ", ".join(map(str, changed)) or "-", _VERDICT_WORDS.get(verdict, verdict)
+    return str(row["class"]), columns or "-", _VERDICT_WORDS.get(verdict, verdict)
 
 
 def _describe(row: dict[str, object]) -> str:

@@ -35,6 +35,7 @@ class _KnownNoise(logging.Filter):
         message = record.getMessage()
         return "mvccTs" not in message and "Method not implemented" not in message
 
+
 EXIT_SAME = 0
 EXIT_DIFFERENT = 1
 EXIT_TROUBLE = 2
