@@ -11,6 +11,7 @@ import itertools
 import math
 import string
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 import pytest
-from helpers.agreement import pg_columns_to_snapshot, plain, read_pg_arrow, table_values
+from helpers.agreement import pg_columns_to_snapshot, pg_table, plain, read_pg_arrow, table_values
 from helpers.schemas import DIM, LITE_FIELDS, REQUIRED, every_type_index, every_type_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,7 +27,7 @@ from psycopg import sql
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from milvusdiff.errors import SchemaError
-from milvusdiff.services.pg import _copy_type
+from milvusdiff.services.pg import ShadowStore, _copy_stream, _copy_type
 from milvusdiff.types.canonical import canonical_json
 from milvusdiff.types.convert import rows_to_table
 from milvusdiff.types.digest import row_digests
@@ -506,3 +507,57 @@ def test_function_output_fields_are_refused_not_left_empty() -> None:
     )
     with pytest.raises(SchemaError, match=r"'bm25' \(SPARSE_FLOAT_VECTOR\) is computed by a Milvus function"):
         CollectionSpec.from_milvus("c", schema)
+
+
+# ---------------------------------------------------------------------------------------------
+# The shadow store's COPY stream (assembled with numpy) against the same values converted directly
+
+COPY_SPEC = CollectionSpec(
+    name="copy_stream",
+    fields=(
+        *(
+            replace(f, nullable=True) if f.name in REQUIRED else f
+            for f in _lite_spec_fields()
+            if f.type != "ARRAY"  # arrays take psycopg's per-row path
+        ),
+        *(f for f in OTHER_SPEC.fields if not f.is_primary),
+    ),
+    enable_dynamic_field=True,
+)
+
+
+@pytest.fixture(scope="module")
+def shadow_store(pg: psycopg.Connection[Any], pg_conn: str) -> Iterator[ShadowStore]:
+    row = pg.execute("SELECT current_schema()").fetchone()
+    assert row is not None
+    store = ShadowStore(pg_conn, schema=row[0], max_connections=2)
+    store.create_table(COPY_SPEC)
+    yield store
+    store.close()
+
+
+@st.composite
+def copy_rows(draw: st.DrawFn) -> dict[str, Any]:
+    row = {k: v for k, v in draw(lite_rows()).items() if not k.startswith("a_")}
+    row.update({k: v for k, v in draw(other_rows())[0].items() if k != "pk"})
+    for name in REQUIRED:
+        if draw(st.booleans()):
+            row[name] = None
+    return row
+
+
+@ROUND_TRIP
+@given(rows=st.lists(copy_rows(), min_size=1, max_size=12), partition=st.sampled_from(["_default", "p'1", None]))
+def test_the_copy_stream_stores_every_non_array_type_exactly(
+    shadow_store: ShadowStore, rows: list[dict[str, Any]], partition: str | None
+) -> None:
+    for row in rows:
+        row["id"] = next(_ids)
+    direct = rows_to_table(rows, COPY_SPEC)
+    assert _copy_stream(COPY_SPEC, direct, partition) is not None  # the numpy path, not write_row
+    with shadow_store.connection() as conn:
+        conn.execute(sql.SQL("DELETE FROM {}").format(shadow_store.table(COPY_SPEC.name)))
+    shadow_store.stage_upsert(COPY_SPEC, direct, partition).commit()
+    stored = pg_table(shadow_store, COPY_SPEC)
+    assert stored.column("$partition").to_pylist() == [partition] * len(rows)
+    assert_same(stored.drop_columns(["$partition"]), direct, COPY_SPEC)
