@@ -59,7 +59,7 @@ def verdicts_for(table: pa.Table) -> pa.Array:
     """From columns state, digest, count_a/b, digest_a/b (one row per differing key) to verdicts.
 
     Both sides holding what was intended can only mean a difference the digest does not cover (such as
-    `$partition`, or a column compared with tolerance): that is `unknown`, not a verdict on either side.
+    `$partition`): that is `unknown`, not a verdict on either side.
     """
     state = table.column("state").combine_chunks()
     exists, deleted = pc.equal(state, "EXISTS").fill_null(False), pc.equal(state, "DELETED").fill_null(False)
