@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pymilvus import MilvusClient
+from pymilvus.client.types import OmitZeroDict
 from pymilvus.exceptions import MilvusException
 
 from milvusdiff.client.outcome import outcome_unknown
@@ -340,7 +341,7 @@ class ShadowClient(MilvusClient):
         else:
             keys = self._matching_keys(spec, filter or "", partition_name, timeout)
         if not keys:
-            return {"delete_count": 0}
+            return OmitZeroDict({"delete_count": 0})  # what pymilvus returns when nothing matched
         seq = self.journal.begin(collection_name, "delete", keys, partition=partition_name or None)
         pending = self._stage(seq, lambda: self.shadow.stage_delete(spec, keys, partition=partition_name or None))
 

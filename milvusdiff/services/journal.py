@@ -394,7 +394,7 @@ class Journal:
                         STATE_NAMES[state],
                         seq,
                         OPS[op - 1],
-                        None if state == DELETED else digest,
+                        None if digest == _NO_DIGEST else digest,
                         _flag_names(flags),
                     )
         return out
@@ -463,8 +463,8 @@ def _state_batch(keys: list[bytes], values: list[bytes], key_name: str, key_type
     state_names = np.array([None, "EXISTS", "DELETED", "IN_DOUBT"], dtype=object)
     op_names = np.array([None, *OPS], dtype=object)
     digests = pa.Array.from_buffers(pa.binary(16), n, [None, pa.py_buffer(packed["digest"].tobytes())])
-    deleted = packed["state"] == DELETED
-    digest_array = pa.array(digests.to_pylist(), pa.binary(16), mask=deleted)
+    no_digest = packed["digest"] == np.void(_NO_DIGEST)  # deletes, and in-doubt deletes
+    digest_array = pa.array(digests.to_pylist(), pa.binary(16), mask=no_digest)
     flags = [list(_flag_names(int(f))) for f in packed["flags"]] if packed["flags"].any() else [[]] * n
     return pa.RecordBatch.from_arrays(
         [
