@@ -34,7 +34,9 @@ def validate_command(
     """Export Milvus, the PostgreSQL shadow and the journal; compare Milvus (A) with PostgreSQL (B),
     the journal deciding which store is wrong for each differing key.
 
-    Exit 0 when the stores agree, 1 when they differ, 2 on trouble.
+    Exit 0 when the stores agree, 1 when they differ, 2 on trouble. A store that contradicts itself
+    (count(*) against the rows it returned, duplicate keys) or journal keys left IN_DOUBT also exit 1,
+    with a warning line each, even when the rows agree.
 
     \b
     Examples:
@@ -60,5 +62,7 @@ def validate_command(
         click.echo(json.dumps(result.summary, indent=2))
     else:
         print_summary(result.summary)
+        for warning in result.store_warnings:
+            click.echo(f"warning: {warning}")
         click.echo(f"outputs: {result.out}")
     return result.exit_code

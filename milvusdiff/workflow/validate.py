@@ -14,12 +14,16 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from milvusdiff.config import Settings
 from milvusdiff.errors import SnapshotError
 
+if TYPE_CHECKING:
+    from milvusdiff.export.manifest import Manifest
+
 DEFAULT_RUNS = "runs"
+STORE_WARNINGS = "store_warnings"
 
 
 @dataclass(frozen=True)
@@ -32,8 +36,14 @@ class ValidateResult:
         return bool(self.summary["different"])
 
     @property
+    def store_warnings(self) -> list[str]:
+        return list(self.summary.get(STORE_WARNINGS, []))
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.different else 0
+        """1 when the stores differ, and also when they agree row for row but a store contradicts itself
+        (count(*) against the rows read, duplicate keys) or the journal holds writes never confirmed."""
+        return 1 if self.different or self.store_warnings else 0
 
 
 def _point_at(produced: Path, building: Path, target: Path) -> None:
@@ -47,6 +57,23 @@ def _point_at(produced: Path, building: Path, target: Path) -> None:
 def runs_dir(settings: Settings) -> Path:
     """Where validate puts its output when not told otherwise (and where repair looks for it)."""
     return settings.home / DEFAULT_RUNS
+
+
+def _add_store_warnings(summary_path: Path, manifest: Manifest, collection: str) -> None:
+    """What the rows alone cannot show, in summary.json: a store whose own count(*) disagrees with the rows
+    it returned, or that returned a key twice (real servers keep re-inserted keys, and may serve only one
+    copy), and writes the journal holds IN_DOUBT. The stores can agree row for row and still carry these."""
+    warnings = list(manifest.warnings)
+    journal = manifest.children.get("journal")
+    in_doubt = int((journal.extra.get("states") or {}).get("IN_DOUBT", 0)) if journal is not None else 0
+    if in_doubt:
+        warnings.append(
+            f"journal: {in_doubt} keys are IN_DOUBT (a write whose outcome Milvus never confirmed); "
+            f"`milvusdiff repair --collection {collection} --from journal` settles them"
+        )
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    summary[STORE_WARNINGS] = warnings
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 
 def default_out(settings: Settings, collection: str) -> Path:
@@ -82,7 +109,7 @@ def validate(
         export_options: dict[str, Any] = {"settings": settings, "quiet": quiet}
         if batch_size is not None:
             export_options["batch_size"] = batch_size
-        export_collection(collection, source="all", out=snapshots, **export_options)
+        manifest = export_collection(collection, source="all", out=snapshots, **export_options)
         compare(
             snapshots / "milvus",
             snapshots / "pg",
@@ -90,6 +117,7 @@ def validate(
             out=building / "compare",
             **compare_options,
         )
+        _add_store_warnings(building / "compare" / "summary.json", manifest, collection)
         for produced in (building / "compare").iterdir():
             _point_at(produced, building, target)
             produced.rename(building / produced.name)
