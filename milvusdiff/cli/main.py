@@ -45,6 +45,48 @@ class _State:
     debug = False
 
 
+_LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()), format="%(levelname)s %(name)s: %(message)s", force=True)
+    if level.upper() != "DEBUG":
+        for name in ("pymilvus.client.iterator.query_iterator", "grpc._server"):
+            logging.getLogger(name).addFilter(_KnownNoise())
+
+
+def _set_debug(_: click.Context, __: click.Parameter, value: bool) -> None:
+    if value:
+        _State.debug = True
+
+
+def _set_log_level(_: click.Context, __: click.Parameter, value: str | None) -> None:
+    if value:
+        _configure_logging(value)
+
+
+def _set_quiet(_: click.Context, __: click.Parameter, value: bool) -> None:
+    if value:
+        _configure_logging("ERROR")
+
+
+def _common_options(command: click.Command) -> None:
+    """--debug, --log-level and --quiet work after any command name as well as before it."""
+    names = {p.name for p in command.params}
+    if "debug" not in names:
+        command.params.append(
+            click.Option(["--debug"], is_flag=True, expose_value=False, callback=_set_debug, help="Show tracebacks.")
+        )
+    if "log_level" not in names:
+        command.params.append(
+            click.Option(["--log-level"], type=_LOG_LEVELS, expose_value=False, callback=_set_log_level)
+        )
+    if "quiet" not in names:
+        command.params.append(
+            click.Option(["--quiet"], is_flag=True, expose_value=False, callback=_set_quiet, help="Only errors.")
+        )
+
+
 def connection_options(func: F) -> F:
     """Options that say where the stores are; each also reads its environment variable."""
     options = [
@@ -63,12 +105,7 @@ def connection_options(func: F) -> F:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="milvusdiff")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-@click.option(
-    "--log-level",
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-    default="WARNING",
-    show_default=True,
-)
+@click.option("--log-level", type=_LOG_LEVELS, default="WARNING", show_default=True)
 def cli(debug: bool, log_level: str) -> None:
     """Prove that a Milvus collection holds exactly the data written to it.
 
@@ -79,10 +116,7 @@ def cli(debug: bool, log_level: str) -> None:
       milvusdiff compare a.parquet b.parquet --out diff
     """
     _State.debug = debug
-    logging.basicConfig(level=getattr(logging, log_level.upper()), format="%(levelname)s %(name)s: %(message)s")
-    if log_level.upper() != "DEBUG":
-        for name in ("pymilvus.client.iterator.query_iterator", "grpc._server"):
-            logging.getLogger(name).addFilter(_KnownNoise())
+    _configure_logging(log_level)
 
 
 def settings_from_options(
@@ -106,6 +140,12 @@ def _register_commands() -> None:
         for command in vars(loaded).values():
             if isinstance(command, click.Command) and command is not cli and command.name not in cli.commands:
                 cli.add_command(command)
+    pending = list(cli.commands.values())
+    while pending:
+        command = pending.pop()
+        _common_options(command)
+        if isinstance(command, click.Group):
+            pending.extend(command.commands.values())
 
 
 # One line per command module; keep the list sorted.
