@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from milvusdiff.config import Settings
-
 MAKE_LITE = textwrap.dedent(
     """
     import sys
@@ -104,11 +102,8 @@ def test_existing_output_is_not_replaced_without_overwrite(lite_docs: Path, tmp_
     assert (tmp_path / "snap" / "keep.txt").read_text() == "mine"
 
 
-def test_unknown_pg_collection_and_missing_journal(settings: Settings, tmp_path: Path):
-    assert settings.pg_conn is not None
-    pg = one_line_error(
-        milvusdiff("-c", "nope", "--source", "pg", "--out", tmp_path / "p", env={"PG_CONN": settings.pg_conn})
-    )
+def test_unknown_pg_collection_and_missing_journal(pg_conn: str, tmp_path: Path):
+    pg = one_line_error(milvusdiff("-c", "nope", "--source", "pg", "--out", tmp_path / "p", env={"PG_CONN": pg_conn}))
     assert "collection 'nope' has no shadow table in PostgreSQL" in pg
     journal = one_line_error(
         milvusdiff(

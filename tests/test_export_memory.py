@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from psycopg import sql
 
-from milvusdiff.config import Settings
 from milvusdiff.services.pg import ShadowStore
 from milvusdiff.types.spec import PARTITION_COLUMN, CollectionSpec, FieldSpec
 
@@ -62,16 +61,15 @@ def fill(store: ShadowStore, name: str, rows: int) -> None:
 
 
 @pytest.mark.slow
-def test_pg_export_memory_stays_bounded(settings: Settings, tmp_path: Path):
-    assert settings.pg_conn is not None
-    store = ShadowStore(settings.pg_conn)
+def test_pg_export_memory_stays_bounded(pg_conn: str, tmp_path: Path):
+    store = ShadowStore(pg_conn)
     try:
         fill(store, "warmup", 1000)
         fill(store, "wide", ROWS)
     finally:
         store.close()
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, settings.pg_conn, str(tmp_path)], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", CHILD, pg_conn, str(tmp_path)], capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -30,7 +30,21 @@ from milvusdiff.types.spec import CollectionSpec
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[ShadowClient]:
+    """On Milvus Lite, or on a real server in `make test-server`: for the tests within a 2.3 server's types."""
     shadow = ShadowClient.from_settings(settings)
+    yield shadow
+    shadow.close()
+
+
+@pytest.fixture
+def lite_settings(pg_conn: str, tmp_path: Path) -> Settings:
+    """Milvus Lite whatever the lane: the every-type collection uses types a 2.3 server lacks."""
+    return Settings(str(tmp_path / "lite" / "milvus.db"), None, pg_conn, tmp_path / "journal", tmp_path / "home")
+
+
+@pytest.fixture
+def lite(lite_settings: Settings) -> Iterator[ShadowClient]:
+    shadow = ShadowClient.from_settings(lite_settings)
     yield shadow
     shadow.close()
 
@@ -144,9 +158,11 @@ def journal_digests(path: Path) -> dict[Any, bytes]:
     return {r["id"]: r["digest"] for r in states.to_pylist() if r["state"] == "EXISTS"}
 
 
-def test_every_type_exports_identically_from_milvus_and_pg(client: ShadowClient, settings: Settings, tmp_path: Path):
-    write_every_type(client, "everything")
-    manifest = export_collection("everything", source="all", out=tmp_path / "snap", settings=settings, batch_size=64)
+def test_every_type_exports_identically_from_milvus_and_pg(lite: ShadowClient, lite_settings: Settings, tmp_path: Path):
+    write_every_type(lite, "everything")
+    manifest = export_collection(
+        "everything", source="all", out=tmp_path / "snap", settings=lite_settings, batch_size=64
+    )
 
     milvus, pg = read_snapshot(tmp_path / "snap" / "milvus"), read_snapshot(tmp_path / "snap" / "pg")
     assert milvus.num_rows == 300 - len(range(0, 300, 11))
@@ -158,15 +174,15 @@ def test_every_type_exports_identically_from_milvus_and_pg(client: ShadowClient,
     assert set(manifest.children) == {"milvus", "pg", "journal"}
 
 
-def test_values_read_back_are_the_values_written(client: ShadowClient, settings: Settings, tmp_path: Path):
+def test_values_read_back_are_the_values_written(lite: ShadowClient, lite_settings: Settings, tmp_path: Path):
     """Not only do the stores agree: what they hold is what was written (snapshot form of the input rows)."""
-    create_every_type(client, "written")
+    create_every_type(lite, "written")
     rows = every_type_rows(0, 40, seed=9)
-    client.insert("written", rows)
-    export_collection("written", source="milvus", out=tmp_path / "m", settings=settings)
+    lite.insert("written", rows)
+    export_collection("written", source="milvus", out=tmp_path / "m", settings=lite_settings)
     from milvusdiff.types.convert import rows_to_table
 
-    expected = rows_to_table(rows, client.spec("written"))
+    expected = rows_to_table(rows, lite.spec("written"))
     snapshot = by_key(read_snapshot(tmp_path / "m"))
     assert table_values(snapshot) == table_values(expected)
     assert snapshot.column("tiny").to_pylist()[0] == 7  # left out: Milvus filled the default, and so did the shadow
@@ -174,10 +190,10 @@ def test_values_read_back_are_the_values_written(client: ShadowClient, settings:
     assert meta[0] == {} and meta[1] == {"extra_int": 1, "extra_obj": {"deep": {"x": None}, "k": [1, "two"]}}
 
 
-def test_manifest_describes_the_snapshot(client: ShadowClient, settings: Settings, tmp_path: Path):
-    write_every_type(client, "described")
+def test_manifest_describes_the_snapshot(lite: ShadowClient, lite_settings: Settings, tmp_path: Path):
+    write_every_type(lite, "described")
     manifest = export_collection(
-        "described", source="pg", out=tmp_path / "pg", settings=settings, batch_size=50, rows_per_part=100
+        "described", source="pg", out=tmp_path / "pg", settings=lite_settings, batch_size=50, rows_per_part=100
     )
     on_disk = json.loads((tmp_path / "pg" / "manifest.json").read_text())
     assert on_disk == json.loads(manifest.to_json())
@@ -186,7 +202,7 @@ def test_manifest_describes_the_snapshot(client: ShadowClient, settings: Setting
     assert on_disk["primary_key"] == "id" and on_disk["primary_key_type"] == "INT64" and on_disk["key"] == ["id"]
     assert on_disk["rows_written"] == on_disk["store_count"] == on_disk["distinct_keys"] == rows
     assert on_disk["duplicate_keys"] == 0 and on_disk["warnings"] == []
-    assert CollectionSpec.from_dict(on_disk["spec"]) == client.spec("described")
+    assert CollectionSpec.from_dict(on_disk["spec"]) == lite.spec("described")
     assert on_disk["milvusdiff_version"] and on_disk["elapsed_seconds"] >= 0
     parts = sorted((tmp_path / "pg").glob("part-*.parquet"))
     assert len(parts) >= 2, "rows_per_part must split the snapshot"
@@ -199,40 +215,41 @@ def test_manifest_describes_the_snapshot(client: ShadowClient, settings: Setting
     assert sum(f["rows"] for f in on_disk["files"]) == rows
 
 
-def test_single_file_snapshot_carries_its_manifest(client: ShadowClient, settings: Settings, tmp_path: Path):
-    write_every_type(client, "onefile")
+def test_single_file_snapshot_carries_its_manifest(lite: ShadowClient, lite_settings: Settings, tmp_path: Path):
+    write_every_type(lite, "onefile")
     out = tmp_path / "onefile.parquet"
-    manifest = export_collection("onefile", source="milvus", out=out, settings=settings)
-    assert [p.name for p in tmp_path.iterdir() if p.name != "milvus.db" and p.name != "journal"] == [out.name]
+    manifest = export_collection("onefile", source="milvus", out=out, settings=lite_settings)
+    assert {p.name for p in tmp_path.iterdir()} == {"lite", "journal", out.name}
     parquet = pq.ParquetFile(out)
     meta = parquet.schema_arrow.metadata
     embedded = json.loads(meta[b"milvusdiff.manifest"])
     assert embedded == json.loads(manifest.to_json())
     assert embedded["rows_written"] == parquet.metadata.num_rows == embedded["store_count"]
     assert json.loads(meta[KEY_METADATA_KEY]) == ["id"] and meta[b"milvusdiff.source"] == b"milvus"
-    assert CollectionSpec.from_json(meta[SPEC_METADATA_KEY]) == client.spec("onefile")
+    assert CollectionSpec.from_json(meta[SPEC_METADATA_KEY]) == lite.spec("onefile")
     assert parquet.schema_arrow.field("vec").type == pa.list_(pa.float32(), 8)  # the Arrow schema survives intact
 
 
-def test_manifest_has_no_credentials(client: ShadowClient, settings: Settings, tmp_path: Path):
-    create_every_type(client, "secret")
-    client.insert("secret", every_type_rows(0, 5, seed=4))
-    # The test servers trust their clients, so a password in the URI is accepted and ignored.
-    assert settings.pg_conn is not None
-    if not settings.pg_conn.startswith("postgresql://postgres@") or not settings.milvus_uri.endswith(".db"):
-        pytest.skip("needs a trusting postgres@ URI and Milvus Lite (which ignores the token)")
-    with_password = settings.pg_conn.replace("postgresql://postgres@", "postgresql://postgres:hunter2@", 1)
+def test_manifest_has_no_credentials(lite: ShadowClient, lite_settings: Settings, tmp_path: Path):
+    create_every_type(lite, "secret")
+    lite.insert("secret", every_type_rows(0, 5, seed=4))
+    # The test servers trust their clients, so a password in the URI is accepted and ignored (so is the
+    # token by Milvus Lite).
+    assert lite_settings.pg_conn is not None
+    if not lite_settings.pg_conn.startswith("postgresql://postgres@"):
+        pytest.skip("needs a postgres@ URI to add a password to")
+    with_password = lite_settings.pg_conn.replace("postgresql://postgres@", "postgresql://postgres:hunter2@", 1)
     secret_settings = Settings(
-        settings.milvus_uri, "root:token-hunter2", with_password, settings.journal_path, settings.home
+        lite_settings.milvus_uri, "root:token-hunter2", with_password, lite_settings.journal_path, lite_settings.home
     )
     export_collection("secret", source="all", out=tmp_path / "snap", settings=secret_settings)
     for manifest in (tmp_path / "snap").rglob("manifest.json"):
         assert "hunter2" not in manifest.read_text()
 
 
-def test_empty_collection(client: ShadowClient, settings: Settings, tmp_path: Path):
-    create_every_type(client, "empty")
-    manifest = export_collection("empty", source="all", out=tmp_path / "snap", settings=settings)
+def test_empty_collection(lite: ShadowClient, lite_settings: Settings, tmp_path: Path):
+    create_every_type(lite, "empty")
+    manifest = export_collection("empty", source="all", out=tmp_path / "snap", settings=lite_settings)
     milvus, pg = read_snapshot(tmp_path / "snap" / "milvus"), read_snapshot(tmp_path / "snap" / "pg")
     assert milvus.num_rows == pg.num_rows == 0
     assert_same_snapshot(milvus, pg)
@@ -256,7 +273,7 @@ def simple_schema(key_type: DataType = DataType.INT64, *, partition_key: bool = 
 def create_simple(client: ShadowClient, name: str, **kwargs: Any) -> None:
     index = client.prepare_index_params()
     index.add_index("vec", metric_type="L2", index_type="FLAT")
-    client.create_collection(name, schema=simple_schema(**kwargs), index_params=index)
+    client.create_collection(name, schema=simple_schema(**kwargs), index_params=index, consistency_level="Strong")
 
 
 def simple_rows(keys: list[Any], label: str = "x") -> list[dict[str, Any]]:

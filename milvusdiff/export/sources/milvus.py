@@ -37,6 +37,8 @@ from milvusdiff.types.spec import DEFAULT_PARTITION, CollectionSpec
 _INT64_MIN = -(2**63) + 1  # the parser reads "-9223372036854775808" as a negated literal that overflows
 _INT64_MAX = 2**63 - 1
 _COUNT = "count(*)"
+# Every write acknowledged before the export started must be read: the default (Bounded) may lag.
+_STRONG = "Strong"
 
 
 class _QuietMvccTs(logging.Filter):
@@ -103,12 +105,18 @@ class MilvusReading:
         return True
 
     def _count(self, expr: str = "") -> int:
-        return int(self.client.query(self.name, filter=expr, output_fields=[_COUNT])[0][_COUNT])
+        result = self.client.query(self.name, filter=expr, output_fields=[_COUNT], consistency_level=_STRONG)
+        return int(result[0][_COUNT])
 
     def _holds_rows(self, partition: str) -> bool:
         # not count(*): Milvus Lite 3.2 ignores partition_names there and counts the whole collection
         found = self.client.query(
-            self.name, filter="", output_fields=[self.spec.primary.name], partition_names=[partition], limit=1
+            self.name,
+            filter="",
+            output_fields=[self.spec.primary.name],
+            partition_names=[partition],
+            limit=1,
+            consistency_level=_STRONG,
         )
         return bool(found)
 
@@ -150,6 +158,7 @@ class MilvusReading:
                     filter=task.filter,
                     output_fields=["*"],
                     partition_names=[task.partition] if task.partition else None,
+                    consistency_level=_STRONG,
                 )
                 try:
                     while rows := iterator.next():
