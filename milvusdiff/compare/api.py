@@ -85,7 +85,7 @@ def compare(a: str | Path, b: str | Path, options: CompareOptions | None = None,
     with workspace(opts.out, opts.temp_dir) as space:
         diff = space.outputs / "diff.parquet"
         with engine.stream(plan, side_a, side_b, opts, space.scratch) as batches:
-            finisher = Finisher(plan, opts.sample_size, engine.REFINED)
+            finisher = Finisher(plan, opts.sample_size)
             tally = finish_to_parquet(batches, diff, finisher)
         sample = finisher.sample.rows()
         verdicts: dict[str, int] | None = None

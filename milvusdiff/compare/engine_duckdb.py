@@ -13,13 +13,10 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from duckdb.func import ARROW, SPECIAL
-from duckdb.sqltypes import BOOLEAN, VARCHAR
 
 from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.options import CompareOptions
 from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
-from milvusdiff.compare.refine import json_equal
 from milvusdiff.errors import CompareError
 
 BATCH_ROWS = 8192
@@ -75,20 +72,8 @@ def _on(left: str, right: str, plan: Plan) -> str:
     return " AND ".join(f"{left}.{q(k)} IS NOT DISTINCT FROM {right}.{q(k)}" for k in plan.key_names)
 
 
-# Comparisons this engine finishes itself; the finishing pass need not look at them again.
-REFINED = frozenset({Kind.JSON})
-_JSON_EQUAL = "milvusdiff_json_equal"
-
-
-def _json_equal_udf(a: pa.Array, b: pa.Array) -> pa.Array:
-    return pa.array(json_equal(a, b), pa.bool_())
-
-
 def _mismatch(column: Column) -> str:
     x, y = q(a_col(column.name)), q(b_col(column.name))
-    if column.kind is Kind.JSON:
-        # Equal text is the rule in snapshots (canonical JSON); only differing text reaches Python.
-        return f"CASE WHEN {x} IS NOT DISTINCT FROM {y} THEN false ELSE NOT {_JSON_EQUAL}({x}, {y}) END"
     if column.kind is not Kind.FLOAT:
         # Fixed-size arrays compare faster than the lists Parquet vectors are read as.
         return f"{_as_array(x, column.type_a)} IS DISTINCT FROM {_as_array(y, column.type_b)}"
@@ -187,7 +172,6 @@ def stream(
 ) -> Iterator[Iterator[pa.RecordBatch]]:
     """The differing rows, in no particular order: sorting wide rows costs more than the join itself."""
     con = duckdb.connect(config={"threads": options.threads, "preserve_insertion_order": False})
-    con.create_function(_JSON_EQUAL, _json_equal_udf, [VARCHAR, VARCHAR], BOOLEAN, type=ARROW, null_handling=SPECIAL)
     try:
         con.execute(f"SET temp_directory = {lit(str(options.temp_dir or scratch / 'duckdb.tmp'))}")
         con.execute(f"SET memory_limit = {lit(options.memory_limit)}")

@@ -19,8 +19,6 @@ from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
 from milvusdiff.errors import CompareError
 
 BATCH_ROWS = 65536
-# The finishing pass applies every refinement (semantic JSON included) to what this engine flags.
-REFINED: frozenset[Kind] = frozenset()
 
 
 def _join_dtype(arrow_type: pa.DataType) -> pl.DataType | None:

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from milvusdiff.compare.lists import vector_metrics
-from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
+from milvusdiff.compare.plan import Column, Plan, a_col, b_col, flag_col
 from milvusdiff.compare.refine import still_different
 from milvusdiff.compare.sample import Sample
 from milvusdiff.compare.tally import ColumnTally, Tally, deviation
@@ -51,9 +51,8 @@ def _changed_columns(names: list[str], flags: np.ndarray) -> pa.Array:
 
 
 class Finisher:
-    def __init__(self, plan: Plan, sample_per_class: int = 0, refined: frozenset[Kind] = frozenset()) -> None:
+    def __init__(self, plan: Plan, sample_per_class: int = 0) -> None:
         self.plan = plan
-        self.refined = refined  # kinds the engine has compared by their real formula already
         self.schema = output_schema(plan)
         self.tally = Tally(columns={c.name: ColumnTally() for c in plan.columns})
         self.sample = Sample(plan.key_names, sample_per_class)
@@ -75,7 +74,7 @@ class Finisher:
         for i, column in enumerate(columns):
             flags[:, i] = batch.column(flag_col(column.name)).fill_null(False).to_numpy(zero_copy_only=False)
             rows = np.flatnonzero(flags[:, i])
-            if column.needs_refinement and column.kind not in self.refined and rows.size:
+            if column.needs_refinement and rows.size:
                 take = pa.array(rows)
                 a, b = arrays[a_col(column.name)].take(take), arrays[b_col(column.name)].take(take)
                 still = still_different(column, a, b)

@@ -1,8 +1,7 @@
 """Second look at the rows an engine flagged, for comparisons SQL cannot express cheaply.
 
-Engines compare nested floats exactly (and the Polars engine JSON as text); here the flagged rows only
-are compared again semantically (canonical JSON) or element-wise within tolerance, and flags that do
-not hold are cleared. The DuckDB engine calls json_equal itself, on the rows whose text differs.
+Engines compare JSON text and nested floats exactly; here the flagged rows only are compared again
+semantically (canonical JSON) or element-wise within tolerance, and flags that do not hold are cleared.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ from milvusdiff.compare.options import Tolerance
 from milvusdiff.compare.plan import Column, Kind
 
 
-def json_equal(a: pa.Array, b: pa.Array) -> np.ndarray:
-    """Per row: the two texts are the same JSON value (key order and 1 vs 1.0 aside); null equals only null."""
+def _json_equal(a: pa.Array, b: pa.Array) -> np.ndarray:
     # Imported here: the types package pulls in pymilvus, which only this refinement needs.
     from milvusdiff.types.canonical import canonical_json_text
 
@@ -45,7 +43,7 @@ def _sparse_equal(a: pa.StructArray, b: pa.StructArray, tolerance: Tolerance) ->
 def still_different(column: Column, a: pa.Array, b: pa.Array) -> np.ndarray:
     """For rows the engine flagged, whether they still differ under the column's real formula."""
     if column.kind is Kind.JSON:
-        equal = json_equal(a, b)
+        equal = _json_equal(a, b)
     elif column.kind is Kind.SPARSE:
         equal = _sparse_equal(a, b, column.tolerance)
     else:
