@@ -22,8 +22,8 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers.schemas import create_small_collection
 from psycopg import sql
-from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from milvusdiff.cli.main import main
@@ -380,23 +380,8 @@ def test_unreachable_server(tmp_path: Path, store: str, args: list[str]) -> None
 # -- through the ShadowClient: names, keys and filters ----------------------------------------------
 
 
-def make_collection(
-    client: ShadowClient, name: str, *, key: str = "id", text: str = "title", varchar_key: bool = False
-) -> None:
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    if varchar_key:
-        schema.add_field(key, DataType.VARCHAR, is_primary=True, max_length=64)
-    else:
-        schema.add_field(key, DataType.INT64, is_primary=True)
-    schema.add_field(text, DataType.VARCHAR, max_length=256)
-    schema.add_field("emb", DataType.FLOAT_VECTOR, dim=2)
-    index = client.prepare_index_params()
-    index.add_index("emb", index_type="FLAT", metric_type="L2")
-    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
-
-
 def rows(keys: list[Any], *, key: str = "id", text: str = "title") -> list[dict[str, Any]]:
-    return [{key: k, text: f"row {k}", "emb": [float(i), 1.0]} for i, k in enumerate(keys)]
+    return [{key: k, text: f"row {k}", "emb": [float(i), 1.0, 0.0, 0.0]} for i, k in enumerate(keys)]
 
 
 def assert_validates_clean(settings: Settings, collection: str, out: Path) -> dict[str, Any]:
@@ -417,12 +402,12 @@ def test_journal_of_another_collection_is_refused(
     """Arbitrating with another collection's journal would make every verdict `unknown` (or, where keys
     coincide, wrong): compare and validate refuse it, whether or not the stores differ."""
     client = ShadowClient.from_settings(settings)
-    make_collection(client, "docs")
+    create_small_collection(client, "docs")
     client.insert("docs", rows([1, 2, 3]))
     client.close()
     other = Settings(**{**settings.__dict__, "journal_path": tmp_path / "other-journal"})
     client = ShadowClient.from_settings(other)
-    make_collection(client, "other")
+    create_small_collection(client, "other")
     client.insert("other", rows([1, 2, 3]))
     client.close()
     export_collection("docs", source="all", out=tmp_path / "snap", settings=settings)
@@ -451,7 +436,7 @@ def test_text_keys_that_look_like_integers_and_unicode_keys(settings: Settings, 
     of them is the integer 42, in Milvus, in PostgreSQL, in the journal and in the comparison."""
     keys = ["42", "042", "42.0", " 42", "٤٢", "é", "e\u0301", "🙂", "a'b", 'a"b', "x; DROP TABLE t; --"]
     client = ShadowClient.from_settings(settings)
-    make_collection(client, "texts", key="pk", varchar_key=True)
+    create_small_collection(client, "texts", key="pk", varchar_key=True)
     client.insert("texts", rows(keys, key="pk"))
     client.delete("texts", filter='pk in ["042", "e\u0301"]')  # "e" + combining acute; "é" stays
     assert set(client.journal.states("texts", keys)) == set(keys) and client.journal.states("texts", [42]) == {}
@@ -483,7 +468,7 @@ def test_collection_and_field_names_reach_postgresql_quoted(settings: Settings, 
     schema = os.environ["MILVUSDIFF_PG_SCHEMA"]
     client = ShadowClient.from_settings(settings)
     try:
-        make_collection(client, collection, key=key, text=text)
+        create_small_collection(client, collection, key=key, text=text)
     except MilvusException:  # refused by Milvus: nothing of it reached PostgreSQL or the journal
         assert collection not in shadow_tables(settings.pg_conn, schema)
         assert client.journal.collection_spec(collection) is None
@@ -502,11 +487,11 @@ def test_names_postgresql_would_truncate_are_refused_before_milvus(settings: Set
     client = ShadowClient.from_settings(settings)
     try:
         with pytest.raises(SchemaError, match="63-byte"):
-            make_collection(client, "c" * 64)
+            create_small_collection(client, "c" * 64)
         with pytest.raises(SchemaError, match="63-byte"):
-            make_collection(client, "fine", text="é" * 32)  # 32 characters, 64 bytes
+            create_small_collection(client, "fine", text="é" * 32)  # 32 characters, 64 bytes
         assert not client.has_collection("c" * 64) and not client.has_collection("fine")
-        make_collection(client, "c" * 63, text="f" * 63)  # exactly 63 bytes each: accepted
+        create_small_collection(client, "c" * 63, text="f" * 63)  # exactly 63 bytes each: accepted
     finally:
         client.close()
 
@@ -519,7 +504,7 @@ def test_a_shadow_schema_name_with_quotes_and_semicolons(
     assert settings.pg_conn is not None
     try:
         client = ShadowClient.from_settings(settings)
-        make_collection(client, "docs")
+        create_small_collection(client, "docs")
         client.insert("docs", rows([1, 2]))
         client.close()
         assert shadow_tables(settings.pg_conn, odd) == {"_collections", "docs"}
@@ -545,8 +530,8 @@ def test_filters_with_injection_attempts(
     a filter ever becomes SQL text (the filters package passes every literal as a parameter)."""
     assert settings.pg_conn is not None
     client = ShadowClient.from_settings(settings)
-    make_collection(client, "inj")
-    client.insert("inj", [*rows([1, 2, 3]), {"id": 4, "title": SNEAKY, "emb": [0.0, 0.0]}])
+    create_small_collection(client, "inj")
+    client.insert("inj", [*rows([1, 2, 3]), {"id": 4, "title": SNEAKY, "emb": [0.0, 0.0, 0.0, 0.0]}])
     ops_before = list(client.journal.iter_ops("inj"))
 
     with pytest.raises(MilvusException):  # not a filter: Milvus refuses it before anything is journaled

@@ -31,7 +31,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers.agreement import assert_agreement
-from pymilvus import DataType, MilvusClient
+from helpers.schemas import create_small_collection
+from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from milvusdiff.client.shadow import ShadowClient
@@ -67,14 +68,7 @@ def open_client(settings: Settings) -> ShadowClient:
 def create_drill_collection(settings: Settings) -> None:
     """The collection with keys 0..19 committed through the ShadowClient, then the client closed."""
     client = open_client(settings)
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("title", DataType.VARCHAR, max_length=64)
-    schema.add_field("emb", DataType.FLOAT_VECTOR, dim=DIM)
-    index = client.prepare_index_params()
-    index.add_index("emb", index_type="FLAT", metric_type="L2")
-    # Strong consistency: a real server must show every acknowledged write to the reads that follow.
-    client.create_collection(COLLECTION, schema=schema, index_params=index, consistency_level="Strong")
+    create_small_collection(client, COLLECTION, dim=DIM)
     client.insert(COLLECTION, rows(range(FIRST_ROWS), "first"))
     client.close()
 

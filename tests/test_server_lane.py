@@ -21,7 +21,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from pymilvus import DataType, MilvusClient
+from helpers.schemas import create_small_collection
+from pymilvus import MilvusClient
 
 from milvusdiff.client.shadow import ShadowClient
 from milvusdiff.config import Settings
@@ -45,13 +46,7 @@ def rows(keys: list[int], tag: str) -> list[dict[str, Any]]:
 def write_scenario(settings: Settings) -> None:
     client = ShadowClient.from_settings(settings)
     try:
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("title", DataType.VARCHAR, max_length=64)
-        schema.add_field("emb", DataType.FLOAT_VECTOR, dim=4)
-        index = client.prepare_index_params()
-        index.add_index("emb", index_type="FLAT", metric_type="L2")
-        client.create_collection(COLLECTION, schema=schema, index_params=index, consistency_level="Strong")
+        create_small_collection(client, COLLECTION)
         for start in range(0, INSERTS, 250):
             client.insert(COLLECTION, rows(list(range(start, start + 250)), "first"))
         client.insert(COLLECTION, rows(REINSERTED, "again"))  # existing keys, inserted again

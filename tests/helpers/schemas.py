@@ -118,3 +118,26 @@ def every_type_rows(
             row[key_name] = key_for(i, key_type)
         rows.append(row)
     return rows
+
+
+def create_small_collection(
+    client: MilvusClient,
+    name: str,
+    *,
+    key: str = "id",
+    varchar_key: bool = False,
+    text: str = "title",
+    dim: int = 4,
+) -> None:
+    """A key, one VARCHAR and one FLOAT_VECTOR: a collection every Milvus (Lite, 2.3 servers) accepts. Strong
+    consistency, so a real server shows every acknowledged write to the reads that follow."""
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    if varchar_key:
+        schema.add_field(key, DataType.VARCHAR, is_primary=True, max_length=64)
+    else:
+        schema.add_field(key, DataType.INT64, is_primary=True)
+    schema.add_field(text, DataType.VARCHAR, max_length=256)
+    schema.add_field("emb", DataType.FLOAT_VECTOR, dim=dim)
+    index = client.prepare_index_params()
+    index.add_index("emb", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
