@@ -3,17 +3,23 @@
 Only the compared columns are read; the per-column mismatch booleans are computed in the join's
 projection and nothing but the differing rows ever leaves DuckDB, which spills to its temp directory
 when the join does not fit in `memory_limit`.
+
+Inputs sorted by a single integer key (every Milvus export) skip the wide join: DuckDB reads the
+key columns and both sides' compared columns in file order, the keys are merged and the wide columns
+compared positionally with numpy (positional.py). Same intermediate table, same formulas.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
+from milvusdiff.compare import positional
 from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.options import CompareOptions
 from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
@@ -159,11 +165,24 @@ def _inputs(side_a: Side, side_b: Side) -> str:
     return f"A {side_a.path} and B {side_b.path}"
 
 
-def _batches(reader: pa.RecordBatchReader, inputs: str) -> Iterator[pa.RecordBatch]:
+def _batches(reader: Iterable[pa.RecordBatch], inputs: str) -> Iterator[pa.RecordBatch]:
     try:
         yield from reader
     except duckdb.Error as exc:
         raise _trouble(exc, inputs) from exc
+
+
+def _sorted_keys(
+    con: duckdb.DuckDBPyConnection, plan: Plan, side_a: Side, side_b: Side
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both sides' keys when the positional path applies (see positional.py), else None."""
+    if not positional.applies(plan):
+        return None
+    con.execute("SET preserve_insertion_order = true")  # the keys in file order
+    keys_a = positional.sorted_keys(con, side_a, plan.keys[0].name)
+    keys_b = positional.sorted_keys(con, side_b, plan.keys[0].b_name) if keys_a is not None else None
+    con.execute("SET preserve_insertion_order = false")
+    return (keys_a, keys_b) if keys_a is not None and keys_b is not None else None
 
 
 @contextlib.contextmanager
@@ -178,12 +197,16 @@ def stream(
         for name, side in (("A", side_a), ("B", side_b)):
             files = ", ".join(lit(f) for f in side.file_list)
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}])")
-        has_dups = _find_duplicates(con, plan)
-        reader = con.sql(build_sql(plan, has_dups, options.max_diffs)).to_arrow_reader(BATCH_ROWS)
+        sorted_keys = _sorted_keys(con, plan, side_a, side_b)
+        if sorted_keys is not None:
+            found = positional.stream(plan, side_a, side_b, *sorted_keys, options.threads, options.max_diffs)
+        else:
+            has_dups = _find_duplicates(con, plan)
+            found = con.sql(build_sql(plan, has_dups, options.max_diffs)).to_arrow_reader(BATCH_ROWS)
     except duckdb.Error as exc:
         con.close()
         raise _trouble(exc, _inputs(side_a, side_b)) from exc
     try:
-        yield _batches(reader, _inputs(side_a, side_b))
+        yield _batches(found, _inputs(side_a, side_b))
     finally:
         con.close()

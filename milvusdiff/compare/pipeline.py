@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar, cast
@@ -30,7 +30,7 @@ class _Failure:
         self.exc = exc
 
 
-def prefetched(items: Iterable[T], depth: int = _DEPTH) -> Iterator[T]:
+def prefetched(items: Iterable[T], depth: int = _DEPTH) -> Generator[T, None, None]:
     """Iterate `items` in a background thread, up to `depth` ahead; its exceptions surface here."""
     buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()

@@ -1,0 +1,332 @@
+"""The fast path of the default engine for inputs sorted by key: no wide join at all.
+
+When both sides hold a single integer key, non-null and strictly ascending in file order (Milvus
+exports come out in key order), the matched rows form a merge: the key columns alone are read
+(through DuckDB) and merged with numpy, which classifies every key and yields the matched
+(row in A, row in B) pairs, both ascending. A second pass then streams the wide columns of both
+files in order (DuckDB scans, one connection per side, decoded in background threads) and compares
+them positionally with numpy: vectors as (n, dim) views of the fixed-size-list buffers, bit equality
+first and value equality (NaN equals NaN, -0 equals 0) only on rows whose bits differ. Nothing wide is
+hashed, joined or copied but the differing rows.
+
+It emits the same intermediate table as the SQL path (key, class, count_a, count_b, one mismatch
+flag per column, values where flagged) under the same formulas: exact equality for EXACT, JSON text
+and vectors (refinement in the finishing pass does the rest), the float formula for FLOAT. Inputs it
+does not fit (unsorted, duplicate or null keys, composite or non-integer keys, nested column types
+other than numeric vectors) take the SQL path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from milvusdiff.compare.inputs import Side
+from milvusdiff.compare.lists import elementwise_equal
+from milvusdiff.compare.options import Tolerance
+from milvusdiff.compare.pipeline import prefetched
+from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
+
+BATCH_ROWS = 65536
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _files(side: Side) -> str:
+    return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in side.file_list) + "]"
+
+
+def _is_vector(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_fixed_size_list(arrow_type) and (
+        pa.types.is_floating(arrow_type.value_type) or pa.types.is_integer(arrow_type.value_type)
+    )
+
+
+def _is_flat(arrow_type: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_integer(arrow_type)
+        or pa.types.is_floating(arrow_type)
+        or pa.types.is_boolean(arrow_type)
+        or pa.types.is_string(arrow_type)
+        or pa.types.is_binary(arrow_type)
+        or pa.types.is_fixed_size_binary(arrow_type)
+        or pa.types.is_timestamp(arrow_type)
+        or pa.types.is_date(arrow_type)
+    )
+
+
+def _fits(column: Column) -> bool:
+    ta, tb = column.type_a, column.type_b
+    if column.kind is Kind.FLOAT:
+        return _is_flat(ta) and _is_flat(tb)
+    if column.kind is Kind.JSON:
+        return pa.types.is_string(ta) and pa.types.is_string(tb)
+    if column.kind is Kind.FLOAT_LIST:
+        return _is_vector(ta) and ta.equals(tb)
+    if column.kind is Kind.EXACT:
+        both_int = all(pa.types.is_signed_integer(t) or t.bit_width < 64 for t in (ta, tb) if pa.types.is_integer(t))
+        both_int = both_int and pa.types.is_integer(ta) and pa.types.is_integer(tb)
+        return _is_flat(ta) and _is_flat(tb) and (ta.equals(tb) or both_int)
+    return False
+
+
+def applies(plan: Plan) -> bool:
+    return len(plan.keys) == 1 and pa.types.is_integer(plan.keys[0].arrow_type) and all(_fits(c) for c in plan.columns)
+
+
+def sorted_keys(con: duckdb.DuckDBPyConnection, side: Side, name: str) -> np.ndarray | None:
+    """The key column in file order as int64, or None unless non-null and strictly ascending."""
+    table = con.sql(f"SELECT CAST({_q(name)} AS BIGINT) AS k FROM read_parquet({_files(side)})").fetch_arrow_table()
+    keys = table.column(0)
+    if keys.null_count:
+        return None
+    values = np.asarray(keys.to_numpy())
+    if values.size > 1 and not bool((values[1:] > values[:-1]).all()):
+        return None
+    return values
+
+
+def _select(plan: Plan, label: str) -> str:
+    parts = []
+    for c in plan.columns:
+        name, arrow_type = (c.name, c.type_a) if label == "a" else (c.b_name, c.type_b)
+        sql = _q(name)
+        if _is_vector(arrow_type):
+            element = {8: "TINYINT", 16: "SMALLINT", 32: "INTEGER", 64: "BIGINT"}
+            value_type = arrow_type.value_type
+            if pa.types.is_floating(value_type):
+                sql_type = "FLOAT" if value_type.bit_width == 32 else "DOUBLE"
+            else:
+                sql_type = ("U" if pa.types.is_unsigned_integer(value_type) else "") + element[value_type.bit_width]
+            sql = f"CAST({sql} AS {sql_type}[{arrow_type.list_size}])"
+        parts.append(f"{sql} AS {_q(c.name)}")
+    return ", ".join(parts) if parts else "1 AS __none"
+
+
+def _scan(plan: Plan, side: Side, label: str, threads: int) -> Iterator[pa.RecordBatch]:
+    """The compared columns of one side, in file order, as record batches (own connection)."""
+    con = duckdb.connect(config={"threads": threads, "preserve_insertion_order": True})
+    try:
+        reader = con.sql(f"SELECT {_select(plan, label)} FROM read_parquet({_files(side)})").to_arrow_reader(BATCH_ROWS)
+        yield from reader
+    finally:
+        con.close()
+
+
+class _Window:
+    """Consecutive record batches of one side, addressed by global row number."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
+        self.batches = batches
+        self.held: list[tuple[int, pa.RecordBatch]] = []
+        self.end = 0
+
+    def cover(self, last: int) -> None:
+        while self.end <= last:
+            batch = next(self.batches)
+            self.held.append((self.end, batch))
+            self.end += batch.num_rows
+
+    def drop_before(self, first: int) -> None:
+        while self.held and self.held[0][0] + self.held[0][1].num_rows <= first:
+            self.held.pop(0)
+
+    def take(self, column: int, rows: np.ndarray) -> pa.Array:
+        """Rows (ascending global numbers, all held) of one column."""
+        parts = []
+        for start, batch in self.held:
+            lo, hi = np.searchsorted(rows, [start, start + batch.num_rows])
+            if hi > lo:
+                local = rows[lo:hi] - start
+                array = batch.column(column)
+                if local[-1] - local[0] == hi - lo - 1:
+                    parts.append(array.slice(int(local[0]), int(hi - lo)))
+                else:
+                    parts.append(array.take(pa.array(local)))
+        if len(parts) == 1:
+            return parts[0]
+        return pa.concat_arrays(parts)
+
+
+def _valid(array: pa.Array) -> np.ndarray:
+    if not array.null_count:
+        return np.ones(len(array), dtype=bool)
+    return np.asarray(array.is_valid().to_numpy(zero_copy_only=False))
+
+
+def _floats(array: pa.Array) -> np.ndarray:
+    if pa.types.is_integer(array.type) or array.null_count:
+        array = array.cast(pa.float64(), safe=False).fill_null(np.nan)
+    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _float_differs(a: pa.Array, b: pa.Array, tol: Tolerance) -> np.ndarray:
+    """As the SQL: x IS DISTINCT FROM y (NaN = NaN, null = null), then not within the formula."""
+    va, vb = _valid(a), _valid(b)
+    x, y = _floats(a), _floats(b)
+    with np.errstate(invalid="ignore", over="ignore"):
+        same = (x == y) | (np.isnan(x) & np.isnan(y))
+        distinct = np.where(va & vb, ~same, va != vb)
+        if tol.exact:
+            return np.asarray(distinct)
+        within = va & vb & ~np.isnan(x) & ~np.isnan(y) & (np.abs(x - y) <= tol.atol + tol.rtol * np.abs(y))
+    return np.asarray(distinct & ~within)
+
+
+def _exact_differs(a: pa.Array, b: pa.Array) -> np.ndarray:
+    if not a.type.equals(b.type):
+        a, b = a.cast(pa.int64()), b.cast(pa.int64())
+    equal = pc.equal(a, b).fill_null(False).to_numpy(zero_copy_only=False)
+    va, vb = _valid(a), _valid(b)
+    return np.asarray(~(equal | (~va & ~vb)))
+
+
+def _matrix(array: pa.FixedSizeListArray) -> np.ndarray:
+    dim = array.type.list_size
+    values = array.values.slice(array.offset * dim, len(array) * dim)
+    return np.asarray(values.to_numpy(zero_copy_only=False)).reshape(len(array), dim)
+
+
+_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _vector_differs(a: pa.FixedSizeListArray, b: pa.FixedSizeListArray) -> np.ndarray:
+    """Exact, as FLOAT[dim] IS DISTINCT FROM: bits first, value equality only where bits differ."""
+    if a.null_count or b.null_count or a.values.null_count or b.values.null_count:
+        va, vb = _valid(a), _valid(b)
+        return np.asarray(~(elementwise_equal(a, b, Tolerance()) | (~va & ~vb)))
+    x, y = _matrix(a), _matrix(b)
+    unsigned = _UINT[x.dtype.itemsize]
+    differs = (x.view(unsigned) != y.view(unsigned)).any(axis=1)
+    if np.issubdtype(x.dtype, np.floating):
+        rows = np.flatnonzero(differs)
+        if rows.size:
+            xs, ys = x[rows], y[rows]
+            differs[rows] = ~((xs == ys) | (np.isnan(xs) & np.isnan(ys))).all(axis=1)
+    return np.asarray(differs)
+
+
+def _differs(column: Column, a: pa.Array, b: pa.Array) -> np.ndarray:
+    if column.kind is Kind.FLOAT:
+        return _float_differs(a, b, column.tolerance)
+    if column.kind is Kind.FLOAT_LIST:
+        return _vector_differs(a, b)
+    return _exact_differs(a, b)
+
+
+def _normalise(array: pa.Array, target: pa.DataType) -> pa.Array:
+    """DuckDB's Arrow types to the inputs' (vectors keep DuckDB's child name: the finisher casts them)."""
+    if array.type.equals(target) or _is_vector(target):
+        return array
+    return array.cast(target)
+
+
+class _Merge:
+    def __init__(self, plan: Plan, keys_a: np.ndarray, keys_b: np.ndarray) -> None:
+        self.plan = plan
+        self.keys_a, self.keys_b = keys_a, keys_b
+        pos = np.searchsorted(keys_b, keys_a)
+        found = pos < len(keys_b)
+        found[found] = keys_b[pos[found]] == keys_a[found]
+        self.rows_a = np.flatnonzero(found)
+        self.rows_b = pos[found]
+        self.matched_a = found
+        self.matched_b = np.zeros(len(keys_b), dtype=bool)
+        self.matched_b[self.rows_b] = True
+        self.key_type = plan.keys[0].arrow_type
+
+    def _key(self, values: np.ndarray) -> pa.Array:
+        return pa.array(values).cast(self.key_type)
+
+    def changed(self, window_a: _Window, window_b: _Window, lo: int, hi: int) -> pa.RecordBatch | None:
+        rows_a, rows_b = self.rows_a[lo:hi], self.rows_b[lo:hi]
+        window_a.cover(int(rows_a[-1]))
+        window_b.cover(int(rows_b[-1]))
+        window_b.drop_before(int(rows_b[0]))
+        columns = self.plan.columns
+        pairs = []
+        flags = np.zeros((len(rows_a), len(columns)), dtype=bool)
+        for i, column in enumerate(columns):
+            a = _normalise(window_a.take(i, rows_a), column.type_a)
+            b = _normalise(window_b.take(i, rows_b), column.type_b)
+            flags[:, i] = _differs(column, a, b)
+            pairs.append((a, b))
+        keep = np.flatnonzero(flags.any(axis=1))
+        if not keep.size:
+            return None
+        n = len(keep)
+        arrays: dict[str, pa.Array] = {
+            self.plan.key_names[0]: self._key(self.keys_a[rows_a[keep]]),
+            "class": pa.array(["changed"] * n, pa.string()),
+            "count_a": pa.array(np.ones(n, dtype=np.int64)),
+            "count_b": pa.array(np.ones(n, dtype=np.int64)),
+        }
+        for i, column in enumerate(columns):
+            flag = flags[keep, i]
+            arrays[flag_col(column.name)] = pa.array(flag)
+            pick = pa.array(keep, mask=~flag)  # a null index takes a null: values only where flagged
+            arrays[a_col(column.name)] = pairs[i][0].take(pick)
+            arrays[b_col(column.name)] = pairs[i][1].take(pick)
+        return pa.RecordBatch.from_pydict(arrays)
+
+    def only(self, label: str) -> Iterator[pa.RecordBatch]:
+        keys = self.keys_a[~self.matched_a] if label == "a" else self.keys_b[~self.matched_b]
+        for start in range(0, len(keys), BATCH_ROWS):
+            part = keys[start : start + BATCH_ROWS]
+            n = len(part)
+            arrays: dict[str, pa.Array] = {
+                self.plan.key_names[0]: self._key(part),
+                "class": pa.array([f"only_{label}"] * n, pa.string()),
+                "count_a": pa.array(np.full(n, int(label == "a"), dtype=np.int64)),
+                "count_b": pa.array(np.full(n, int(label == "b"), dtype=np.int64)),
+            }
+            for column in self.plan.columns:
+                arrays[flag_col(column.name)] = pa.nulls(n, pa.bool_())
+                arrays[a_col(column.name)] = pa.nulls(n, column.type_a)
+                arrays[b_col(column.name)] = pa.nulls(n, column.type_b)
+            yield pa.RecordBatch.from_pydict(arrays)
+
+
+def _changed_batches(merge: _Merge, plan: Plan, side_a: Side, side_b: Side, threads: int) -> Iterator[pa.RecordBatch]:
+    if not len(merge.rows_a) or not plan.columns:
+        return
+    scan_a = prefetched(_scan(plan, side_a, "a", 1), depth=2)
+    scan_b = prefetched(_scan(plan, side_b, "b", 1), depth=2)
+    try:
+        window_a, window_b = _Window(scan_a), _Window(scan_b)
+        start = 0
+        for batch in scan_a:
+            window_a.held, window_a.end = [(start, batch)], start + batch.num_rows
+            lo, hi = np.searchsorted(merge.rows_a, [start, window_a.end])
+            start = window_a.end
+            if hi > lo:
+                found = merge.changed(window_a, window_b, int(lo), int(hi))
+                if found is not None:
+                    yield found
+    finally:
+        scan_a.close()
+        scan_b.close()
+
+
+def stream(
+    plan: Plan, side_a: Side, side_b: Side, keys_a: np.ndarray, keys_b: np.ndarray, threads: int, limit: int | None
+) -> Iterator[pa.RecordBatch]:
+    """The differing rows: changed ones in key order, then only_a, then only_b."""
+    merge = _Merge(plan, keys_a, keys_b)
+    left = limit
+    batches = [_changed_batches(merge, plan, side_a, side_b, threads), merge.only("a"), merge.only("b")]
+    for source in batches:
+        for batch in source:
+            if left is not None:
+                batch = batch.slice(0, left)
+                left -= batch.num_rows
+            if batch.num_rows:
+                yield batch
+            if left == 0:
+                return

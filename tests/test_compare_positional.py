@@ -1,0 +1,83 @@
+"""The default engine's positional path (inputs sorted by key) against its SQL path and the Polars engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from test_compare_engine import comparable
+from test_compare_truth import DUPLICATED_IN_A, DUPLICATED_IN_B, build_tables, write_snapshot
+
+from milvusdiff.compare import compare, positional
+
+
+def _fits(field: pa.Field) -> bool:
+    t = field.type
+    flat = not (pa.types.is_nested(t) or pa.types.is_dictionary(t))
+    return flat or (pa.types.is_fixed_size_list(t) and not pa.types.is_nested(t.value_type))
+
+
+def _prepare(table: pa.Table, reverse: bool = False) -> pa.Table:
+    table = table.filter(pc.invert(pc.is_in(table.column("id"), pa.array([DUPLICATED_IN_A, DUPLICATED_IN_B]))))
+    table = table.select([f.name for f in table.schema if _fits(f)])
+    return table.sort_by([("id", "descending" if reverse else "ascending")])
+
+
+@pytest.fixture(scope="module")
+def sorted_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    a, b, _ = build_tables()
+    tmp = tmp_path_factory.mktemp("sorted")
+    return write_snapshot(_prepare(a), tmp / "a", "milvus"), write_snapshot(_prepare(b), tmp / "b", "pg")
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Records each use of the positional path."""
+    used: list[int] = []
+    original = positional.stream
+
+    def spying(*args: Any) -> Any:
+        used.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(positional, "stream", spying)
+    return used
+
+
+def _run(a: Path, b: Path, out: Path, engine: str, **options: Any) -> tuple[list[Any], str]:
+    result = compare(a, b, engine=engine, out=out, **options)
+    assert result.diff_path is not None
+    table = pq.read_table(result.diff_path).sort_by("id")
+    sample = (out / "report.md").read_text().split("## Sample of differences")[1]
+    return comparable(table.to_pylist()), sample
+
+
+@pytest.mark.parametrize("options", [{}, {"atol": 1e-6}, {"tol": {"f": 0.5}}, {"max_diffs": 5}])
+def test_positional_path_equals_sql_path_and_polars(
+    sorted_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, Any]
+) -> None:
+    a, b = sorted_pair
+    used = _spy(monkeypatch)
+    fast = _run(a, b, tmp_path / "fast", "duckdb", **options)
+    assert used, "the positional path did not apply to sorted inputs"
+    slow_polars = _run(a, b, tmp_path / "polars", "polars", **options)
+    monkeypatch.setattr(positional, "applies", lambda plan: False)
+    slow_sql = _run(a, b, tmp_path / "sql", "duckdb", **options)
+    if "max_diffs" in options:  # any N differing keys: only the count is defined
+        assert len(fast[0]) == len(slow_sql[0]) == len(slow_polars[0])
+        return
+    assert fast[0], "the pair has differences"
+    assert fast == slow_sql == slow_polars
+
+
+def test_unsorted_inputs_take_the_sql_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b, _ = build_tables()
+    pa_dir = write_snapshot(_prepare(a, reverse=True), tmp_path / "a", "milvus")
+    pb_dir = write_snapshot(_prepare(b), tmp_path / "b", "pg")
+    used = _spy(monkeypatch)
+    duck = _run(pa_dir, pb_dir, tmp_path / "duck", "duckdb")
+    assert not used
+    assert duck == _run(pa_dir, pb_dir, tmp_path / "polars", "polars")
