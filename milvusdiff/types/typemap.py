@@ -343,6 +343,29 @@ def _bfloat16_decode(value: Any) -> np.ndarray:
     return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
+def _matrix_bytes(matrix: np.ndarray, nulls: np.ndarray) -> Bytes:
+    """Canonical bytes of a dense vector column: each present row's exact bits, in storage order."""
+    present = np.ascontiguousarray(matrix[~nulls])
+    width = matrix.shape[1] * matrix.dtype.itemsize
+    return np.where(nulls, 0, width).astype(np.int64), present.view(np.uint8).reshape(-1), nulls
+
+
+def _matrix_rows(matrix: np.ndarray, nulls: np.ndarray, as_bytes: bool = False) -> list[Any]:
+    """One value per row as pymilvus takes it: a numpy row (or its raw bytes), None where null."""
+    return [None if null else (row.tobytes() if as_bytes else row) for row, null in zip(matrix, nulls, strict=True)]
+
+
+def _decoder(dtype: str) -> Callable[[Any], np.ndarray]:
+    """Decode one vector given as raw little-endian bytes or as a sequence of numbers."""
+
+    def decode(value: Any) -> np.ndarray:
+        if isinstance(value, (bytes, bytearray)):
+            return np.frombuffer(value, dtype=dtype)
+        return np.asarray(value, dtype=dtype)
+
+    return decode
+
+
 def _float_vector_rule(
     decode: Callable[[Any], np.ndarray],
     encode: Callable[[np.ndarray], np.ndarray],
@@ -355,12 +378,7 @@ def _float_vector_rule(
     """
 
     def to_milvus(arr: pa.Array, spec: FieldSpec) -> list[Any]:
-        encoded = encode(_fixed_list_matrix(arr, "<f4"))
-        nulls = _null_mask(arr)
-        return [
-            None if null else (row.tobytes() if milvus_takes_bytes else row)
-            for row, null in zip(encoded, nulls, strict=False)
-        ]
+        return _matrix_rows(encode(_fixed_list_matrix(arr, "<f4")), _null_mask(arr), milvus_takes_bytes)
 
     def from_python(values: Sequence[Any], spec: FieldSpec) -> pa.Array:
         matrix, nulls = _stack(values, _require_dim(spec), decode)
@@ -378,10 +396,7 @@ def _float_vector_rule(
         return _fixed_list(matrix.astype(np.float32, copy=False), nulls, pa.float32())
 
     def canonical(arr: pa.Array, spec: FieldSpec) -> Bytes:
-        matrix = np.ascontiguousarray(_fixed_list_matrix(arr, "<f4"))
-        nulls = _null_mask(arr)
-        width = matrix.shape[1] * 4
-        return np.where(nulls, 0, width).astype(np.int64), matrix[~nulls].view(np.uint8).reshape(-1), nulls
+        return _matrix_bytes(_fixed_list_matrix(arr, "<f4"), _null_mask(arr))
 
     return TypeRule(
         arrow=lambda spec: pa.list_(pa.float32(), _require_dim(spec)),
@@ -402,21 +417,12 @@ def _rows_as_bytes(matrix: np.ndarray, nulls: np.ndarray) -> list[Any]:
     return fixed.to_pylist()
 
 
-def _float32_decode(value: Any) -> np.ndarray:
-    if isinstance(value, (bytes, bytearray)):
-        return np.frombuffer(value, dtype="<f4")
-    return np.asarray(value, dtype=np.float32)
-
-
 def _to_bfloat16(matrix: np.ndarray) -> np.ndarray:
     return (np.ascontiguousarray(matrix, dtype=np.float32).view(np.uint32) >> 16).astype("<u2")
 
 
 def _int8_vector_rule() -> TypeRule:
-    def decode(value: Any) -> np.ndarray:
-        if isinstance(value, (bytes, bytearray)):
-            return np.frombuffer(value, dtype=np.int8)
-        return np.asarray(value, dtype=np.int8)
+    decode = _decoder("i1")
 
     def from_python(values: Sequence[Any], spec: FieldSpec) -> pa.Array:
         matrix, nulls = _stack(values, _require_dim(spec), decode)
@@ -430,17 +436,10 @@ def _int8_vector_rule() -> TypeRule:
         return _fixed_list(raw.view(np.int8), nulls, pa.int8())
 
     def canonical(arr: pa.Array, spec: FieldSpec) -> Bytes:
-        matrix = _fixed_list_matrix(arr, "i1")
-        nulls = _null_mask(arr)
-        return (
-            np.where(nulls, 0, matrix.shape[1]).astype(np.int64),
-            np.ascontiguousarray(matrix[~nulls]).view(np.uint8).reshape(-1),
-            nulls,
-        )
+        return _matrix_bytes(_fixed_list_matrix(arr, "i1"), _null_mask(arr))
 
     def to_milvus(arr: pa.Array, spec: FieldSpec) -> list[Any]:
-        matrix = _fixed_list_matrix(arr, "i1")
-        return [None if null else row for row, null in zip(matrix, _null_mask(arr), strict=False)]
+        return _matrix_rows(_fixed_list_matrix(arr, "i1"), _null_mask(arr))
 
     return TypeRule(
         arrow=lambda spec: pa.list_(pa.int8(), _require_dim(spec)),
@@ -461,10 +460,7 @@ def _binary_width(spec: FieldSpec) -> int:
 
 
 def _binary_vector_rule() -> TypeRule:
-    def decode(value: Any) -> np.ndarray:
-        if isinstance(value, (bytes, bytearray)):
-            return np.frombuffer(value, dtype=np.uint8)
-        return np.asarray(value, dtype=np.uint8)
+    decode = _decoder("u1")
 
     def from_python(values: Sequence[Any], spec: FieldSpec) -> pa.Array:
         width = _binary_width(spec)
@@ -632,7 +628,7 @@ RULES: dict[str, TypeRule] = {
     "JSON": _json_rule(),
     "TIMESTAMPTZ": _timestamp_rule(),
     "ARRAY": _array_rule(),
-    "FLOAT_VECTOR": _float_vector_rule(_float32_decode, lambda m: m.astype("<f4"), 4),
+    "FLOAT_VECTOR": _float_vector_rule(_decoder("<f4"), lambda m: m.astype("<f4"), 4),
     "FLOAT16_VECTOR": _float_vector_rule(_float16_decode, lambda m: m.astype("<f2"), 2),
     "BFLOAT16_VECTOR": _float_vector_rule(_bfloat16_decode, _to_bfloat16, 2, milvus_takes_bytes=True),
     "INT8_VECTOR": _int8_vector_rule(),
