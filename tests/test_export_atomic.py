@@ -248,6 +248,5 @@ def test_real_server_duplicate_keys_are_kept_and_reported(milvus_uri: str, setti
     repeated = {k for k in keys if keys.count(k) > 1}
     assert manifest.rows_written == len(keys) and manifest.distinct_keys == len(set(keys)) == 100
     assert manifest.duplicate_keys == len(repeated) and sorted(manifest.duplicate_key_sample) == sorted(repeated)[:10]
-    print(manifest.to_json())
     if len(keys) != 100 or manifest.store_count != 100:  # what the server returned is recorded, never hidden
         assert not manifest.consistent and manifest.warnings
