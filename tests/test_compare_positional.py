@@ -73,6 +73,17 @@ def test_positional_path_equals_sql_path_and_polars(
     assert fast == slow_sql == slow_polars
 
 
+@pytest.mark.parametrize("share", [1, 10**9])
+def test_vectors_compared_run_by_run_or_gathered_alike(
+    sorted_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: int
+) -> None:
+    """Run-by-run comparison in place (share 1: always) and gathered copies (share 10**9: always)."""
+    a, b = sorted_pair
+    reference = _run(a, b, tmp_path / "polars", "polars")
+    monkeypatch.setattr(positional, "_MAX_RUNS_SHARE", share)
+    assert _run(a, b, tmp_path / "fast", "duckdb") == reference
+
+
 def test_unsorted_inputs_take_the_sql_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     a, b, _ = build_tables()
     pa_dir = write_snapshot(_prepare(a, reverse=True), tmp_path / "a", "milvus")
@@ -81,3 +92,19 @@ def test_unsorted_inputs_take_the_sql_path(tmp_path: Path, monkeypatch: pytest.M
     duck = _run(pa_dir, pb_dir, tmp_path / "duck", "duckdb")
     assert not used
     assert duck == _run(pa_dir, pb_dir, tmp_path / "polars", "polars")
+
+
+def test_null_vectors_nan_and_negative_zero(tmp_path: Path) -> None:
+    nan = float("nan")
+    vector = pa.list_(pa.float32(), 2)
+    schema = pa.schema([("id", pa.int64()), ("v", vector)], metadata={"milvusdiff.key": '["id"]'})
+    rows_a = [[0.0, 1.0], None, [nan, 1.0], [1.0, 2.0], None, [1.0, nan]]
+    rows_b = [[-0.0, 1.0], None, [nan, 1.0], None, [1.0, 2.0], [1.0, 2.0]]
+    for name, rows in (("a", rows_a), ("b", rows_b)):
+        pq.write_table(
+            pa.table({"id": range(6), "v": pa.array(rows, vector)}, schema=schema), tmp_path / f"{name}.parquet"
+        )
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    fast = _run(a, b, tmp_path / "fast", "duckdb")
+    assert [row["id"] for row in fast[0]] == [3, 4, 5]
+    assert fast == _run(a, b, tmp_path / "polars", "polars")

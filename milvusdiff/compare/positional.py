@@ -153,6 +153,39 @@ class _Window:
             return parts[0]
         return pa.concat_arrays(parts)
 
+    def matrices(self, column: int) -> list[tuple[int, np.ndarray]] | None:
+        """(first row, numpy view) of each held batch's column, or None if any has nulls or is not numeric."""
+        views = []
+        for start, batch in self.held:
+            numbers = _numbers(batch.column(column))
+            if numbers is None:
+                return None
+            views.append((start, numbers))
+        return views
+
+    def gather(self, column: int, rows: np.ndarray) -> np.ndarray | None:
+        """Rows of one column as numpy (vectors as (n, dim) matrices), or None where it has nulls or is not numeric.
+        Only the numpy gather copies: the batches' buffers are viewed, not converted."""
+        parts = []
+        for start, batch in self.held:
+            lo, hi = np.searchsorted(rows, [start, start + batch.num_rows])
+            if hi > lo:
+                numbers = _numbers(batch.column(column))
+                if numbers is None:
+                    return None
+                parts.append(numbers[rows[lo:hi] - start])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _numbers(array: pa.Array) -> np.ndarray | None:
+    if array.null_count:
+        return None
+    if _is_vector(array.type):
+        return None if array.values.null_count else _matrix(array)
+    if pa.types.is_integer(array.type) or pa.types.is_floating(array.type):
+        return np.asarray(array.to_numpy(zero_copy_only=True))
+    return None
+
 
 def _valid(array: pa.Array) -> np.ndarray:
     if not array.null_count:
@@ -212,6 +245,64 @@ def _vector_differs(a: pa.FixedSizeListArray, b: pa.FixedSizeListArray) -> np.nd
     return np.asarray(differs)
 
 
+def _numpy_differs(column: Column, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """As _differs, for null-free numpy columns."""
+    if x.ndim == 2:
+        unsigned = _UINT[x.dtype.itemsize]
+        differs = (x.view(unsigned) != y.view(unsigned)).any(axis=1)
+        rows = np.flatnonzero(differs)
+        if rows.size and np.issubdtype(x.dtype, np.floating):
+            xs, ys = x[rows], y[rows]
+            differs[rows] = ~((xs == ys) | (np.isnan(xs) & np.isnan(ys))).all(axis=1)
+        return np.asarray(differs)
+    if column.kind is not Kind.FLOAT:
+        return np.asarray(x != y)
+    x, y = x.astype(np.float64, copy=False), y.astype(np.float64, copy=False)
+    tol = column.tolerance
+    with np.errstate(invalid="ignore", over="ignore"):
+        distinct = ~((x == y) | (np.isnan(x) & np.isnan(y)))
+        if tol.exact:
+            return np.asarray(distinct)
+        within = ~np.isnan(x) & ~np.isnan(y) & (np.abs(x - y) <= tol.atol + tol.rtol * np.abs(y))
+    return np.asarray(distinct & ~within)
+
+
+_MAX_RUNS_SHARE = 32  # compare run by run while runs average at least this many rows, else gather
+
+
+def _runs_differ(
+    views_a: list[tuple[int, np.ndarray]], rows_a: np.ndarray, views_b: list[tuple[int, np.ndarray]], rows_b: np.ndarray
+) -> np.ndarray | None:
+    """Vectors compared in place, run by run where both sides advance together: no gathered copies, whose
+    fresh pages cost more than the comparison. None when the runs are too short for that to pay."""
+    cuts = [np.flatnonzero((np.diff(rows_a) != 1) | (np.diff(rows_b) != 1)) + 1]
+    for views, rows in ((views_a, rows_a), (views_b, rows_b)):
+        cuts.append(np.searchsorted(rows, [start for start, _ in views[1:]]))
+    bounds = np.unique(np.concatenate([[0, len(rows_a)], *cuts]))
+    if (len(bounds) - 1) * _MAX_RUNS_SHARE > len(rows_a):
+        return None
+    differs = np.empty(len(rows_a), dtype=bool)
+    unsigned = _UINT[views_a[0][1].dtype.itemsize]
+    which_a = np.searchsorted([start for start, _ in views_a], rows_a[bounds[:-1]], side="right") - 1
+    which_b = np.searchsorted([start for start, _ in views_b], rows_b[bounds[:-1]], side="right") - 1
+    for run, (lo, hi) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)):
+        start_a, x = views_a[which_a[run]]
+        start_b, y = views_b[which_b[run]]
+        first_a, first_b = int(rows_a[lo]) - start_a, int(rows_b[lo]) - start_b
+        xs, ys = x[first_a : first_a + hi - lo], y[first_b : first_b + hi - lo]
+        differs[lo:hi] = (xs.view(unsigned) != ys.view(unsigned)).any(axis=1)
+    return differs
+
+
+def _vector_rows_differ(x: np.ndarray, y: np.ndarray, differs: np.ndarray) -> np.ndarray:
+    """Rows whose bits differ, compared again by value: NaN equals NaN, -0 equals 0."""
+    rows = np.flatnonzero(differs)
+    if rows.size and np.issubdtype(x.dtype, np.floating):
+        xs, ys = x[rows], y[rows]
+        differs[rows] = ~((xs == ys) | (np.isnan(xs) & np.isnan(ys))).all(axis=1)
+    return differs
+
+
 def _differs(column: Column, a: pa.Array, b: pa.Array) -> np.ndarray:
     if column.kind is Kind.FLOAT:
         return _float_differs(a, b, column.tolerance)
@@ -222,8 +313,10 @@ def _differs(column: Column, a: pa.Array, b: pa.Array) -> np.ndarray:
 
 def _normalise(array: pa.Array, target: pa.DataType) -> pa.Array:
     """DuckDB's Arrow types to the inputs' (vectors keep DuckDB's child name: the finisher casts them)."""
-    if array.type.equals(target) or _is_vector(target):
+    if array.type.equals(target):
         return array
+    if _is_vector(target) and array.type.value_type.equals(target.value_type):
+        return array.view(target)  # DuckDB names the child field differently: same layout
     return array.cast(target)
 
 
@@ -250,13 +343,27 @@ class _Merge:
         window_b.cover(int(rows_b[-1]))
         window_b.drop_before(int(rows_b[0]))
         columns = self.plan.columns
-        pairs = []
         flags = np.zeros((len(rows_a), len(columns)), dtype=bool)
         for i, column in enumerate(columns):
-            a = _normalise(window_a.take(i, rows_a), column.type_a)
-            b = _normalise(window_b.take(i, rows_b), column.type_b)
-            flags[:, i] = _differs(column, a, b)
-            pairs.append((a, b))
+            if column.kind is Kind.FLOAT_LIST:
+                views_a, views_b = window_a.matrices(i), window_b.matrices(i)
+                if views_a and views_b and views_a[0][1].dtype == views_b[0][1].dtype:
+                    runs = _runs_differ(views_a, rows_a, views_b, rows_b)
+                    if runs is not None:
+                        if runs.any():
+                            found = np.flatnonzero(runs)
+                            xs, ys = window_a.gather(i, rows_a[found]), window_b.gather(i, rows_b[found])
+                            assert xs is not None and ys is not None
+                            runs[found] = _vector_rows_differ(xs, ys, np.ones(len(found), dtype=bool))
+                        flags[:, i] = runs
+                        continue
+            x, y = window_a.gather(i, rows_a), window_b.gather(i, rows_b)
+            if x is not None and y is not None and (x.ndim == 1 or x.dtype == y.dtype):
+                flags[:, i] = _numpy_differs(column, x, y)
+            else:
+                a = _normalise(window_a.take(i, rows_a), column.type_a)
+                b = _normalise(window_b.take(i, rows_b), column.type_b)
+                flags[:, i] = _differs(column, a, b)
         keep = np.flatnonzero(flags.any(axis=1))
         if not keep.size:
             return None
@@ -270,9 +377,12 @@ class _Merge:
         for i, column in enumerate(columns):
             flag = flags[keep, i]
             arrays[flag_col(column.name)] = pa.array(flag)
-            pick = pa.array(keep, mask=~flag)  # a null index takes a null: values only where flagged
-            arrays[a_col(column.name)] = pairs[i][0].take(pick)
-            arrays[b_col(column.name)] = pairs[i][1].take(pick)
+            pick = pa.array(np.arange(n), mask=~flag)  # a null index takes a null: values only where flagged
+            for window, rows, name, target in (
+                (window_a, rows_a, a_col(column.name), column.type_a),
+                (window_b, rows_b, b_col(column.name), column.type_b),
+            ):
+                arrays[name] = _normalise(window.take(i, rows[keep]), target).take(pick)
         return pa.RecordBatch.from_pydict(arrays)
 
     def only(self, label: str) -> Iterator[pa.RecordBatch]:
