@@ -576,3 +576,19 @@ def test_filters_with_injection_attempts(
     )
     assert_trouble(code, err)
     assert _pg(settings.pg_conn, "SELECT count(*) FROM {}".replace("{}", table.as_string(None)))[0][0] == 3
+
+
+def test_a_delete_filter_matching_more_keys_than_one_query_returns(settings: Settings, tmp_path: Path) -> None:
+    """Milvus returns at most 16384 rows a query: a filter matching more is resolved page by page, every
+    matching key is deleted in both stores, and the rest stays."""
+    total, kept = 16384 + 600, 100
+    client = ShadowClient.from_settings(settings)
+    create_small_collection(client, "big")
+    for start in range(0, total, 4096):
+        client.insert("big", rows(list(range(start, min(start + 4096, total)))))
+    client.delete("big", filter=f"id >= {kept}")
+    states = client.journal.states("big", range(total))
+    client.close()
+    assert sorted(k for k, s in states.items() if s.state == "EXISTS") == list(range(kept))
+    summary = assert_validates_clean(settings, "big", tmp_path / "v")
+    assert summary["rows_a"] == summary["rows_b"] == kept
