@@ -176,8 +176,6 @@ def _sorted_keys(
     con: duckdb.DuckDBPyConnection, plan: Plan, side_a: Side, side_b: Side
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Both sides' keys when the positional path applies (see positional.py), else None."""
-    if not positional.applies(plan):
-        return None
     con.execute("SET preserve_insertion_order = true")  # the keys in file order
     keys_a = positional.sorted_keys(con, side_a, plan.keys[0].name)
     keys_b = positional.sorted_keys(con, side_b, plan.keys[0].b_name) if keys_a is not None else None
@@ -191,22 +189,31 @@ def stream(
 ) -> Iterator[Iterator[pa.RecordBatch]]:
     """The differing rows, in no particular order: sorting wide rows costs more than the join itself."""
     con = duckdb.connect(config={"threads": options.threads, "preserve_insertion_order": False})
+    scans: positional.Scans | None = None
     try:
         con.execute(f"SET temp_directory = {lit(str(options.temp_dir or scratch / 'duckdb.tmp'))}")
         con.execute(f"SET memory_limit = {lit(options.memory_limit)}")
         for name, side in (("A", side_a), ("B", side_b)):
             files = ", ".join(lit(f) for f in side.file_list)
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}])")
-        sorted_keys = _sorted_keys(con, plan, side_a, side_b)
-        if sorted_keys is not None:
-            found = positional.stream(plan, side_a, side_b, *sorted_keys, options.threads, options.max_diffs)
+        # Sorted inputs (see positional.py) start decoding their wide columns while the keys are read.
+        scans = positional.Scans(plan, side_a, side_b) if positional.applies(plan) else None
+        sorted_keys = _sorted_keys(con, plan, side_a, side_b) if scans is not None else None
+        if scans is not None and sorted_keys is not None:
+            found: Iterable[pa.RecordBatch] = positional.stream(plan, *sorted_keys, scans, options.max_diffs)
         else:
+            if scans is not None:
+                scans.close()
             has_dups = _find_duplicates(con, plan)
             found = con.sql(build_sql(plan, has_dups, options.max_diffs)).to_arrow_reader(BATCH_ROWS)
     except duckdb.Error as exc:
+        if scans is not None:
+            scans.close()
         con.close()
         raise _trouble(exc, _inputs(side_a, side_b)) from exc
     try:
         yield _batches(found, _inputs(side_a, side_b))
     finally:
+        if scans is not None:
+            scans.close()
         con.close()

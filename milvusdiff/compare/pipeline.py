@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,39 +30,63 @@ class _Failure:
         self.exc = exc
 
 
-def prefetched(items: Iterable[T], depth: int = _DEPTH) -> Generator[T, None, None]:
-    """Iterate `items` in a background thread, up to `depth` ahead; its exceptions surface here."""
-    buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+class Prefetch(Generic[T]):
+    """Iterate `items` in a background thread started at once, up to `depth` ahead; its exceptions
+    surface in the consumer. close() stops the thread whether or not iteration began or ended."""
 
-    def put(item: object) -> None:
-        while not stop.is_set():
+    def __init__(self, items: Iterable[T], depth: int = _DEPTH) -> None:
+        self._items = items
+        self._buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="milvusdiff-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> None:
+        while not self._stop.is_set():
             try:
-                buffer.put(item, timeout=0.1)
+                self._buffer.put(item, timeout=0.1)
                 return
             except queue.Full:
                 continue
 
-    def produce() -> None:
+    def _produce(self) -> None:
         try:
-            for item in items:
-                put(item)
-                if stop.is_set():
+            for item in self._items:
+                self._put(item)
+                if self._stop.is_set():
                     return
-            put(_END)
+            self._put(_END)
         except BaseException as exc:
-            put(_Failure(exc))
+            self._put(_Failure(exc))
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:  # a generator holding a connection releases it now, not at GC
+                close()
 
-    thread = threading.Thread(target=produce, name="milvusdiff-prefetch", daemon=True)
-    thread.start()
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        item = self._buffer.get()
+        if item is _END:
+            raise StopIteration
+        if isinstance(item, _Failure):
+            raise item.exc
+        return cast(T, item)
+
+    def close(self) -> None:
+        """A consumer that stops early must not leave the producer blocked on a full queue."""
+        self._stop.set()
+        self._thread.join()
+
+
+def prefetched(items: Iterable[T], depth: int = _DEPTH) -> Generator[T, None, None]:
+    """As Prefetch, started at the first next() and closed when the generator is."""
+    source = Prefetch(items, depth)
     try:
-        while (item := buffer.get()) is not _END:
-            if isinstance(item, _Failure):
-                raise item.exc
-            yield cast(T, item)
+        yield from source
     finally:
-        stop.set()  # a consumer that stops early must not leave the producer blocked on a full queue
-        thread.join()
+        source.close()
 
 
 def finish_to_parquet(batches: Iterable[pa.RecordBatch], diff: Path, finisher: Finisher) -> Tally:

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.lists import elementwise_equal
 from milvusdiff.compare.options import Tolerance
-from milvusdiff.compare.pipeline import prefetched
+from milvusdiff.compare.pipeline import Prefetch
 from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
 
 BATCH_ROWS = 65536
@@ -403,40 +403,49 @@ class _Merge:
             yield pa.RecordBatch.from_pydict(arrays)
 
 
-def _changed_batches(merge: _Merge, plan: Plan, side_a: Side, side_b: Side, threads: int) -> Iterator[pa.RecordBatch]:
-    if not len(merge.rows_a) or not plan.columns:
+class Scans:
+    """Both sides' compared columns, decoded in background threads from the moment this is made (while
+    the keys are read), one single-threaded DuckDB connection each: two scans fill two cores."""
+
+    def __init__(self, plan: Plan, side_a: Side, side_b: Side) -> None:
+        self.a = Prefetch(_scan(plan, side_a, "a", 1), depth=2)
+        self.b = Prefetch(_scan(plan, side_b, "b", 1), depth=2)
+
+    def close(self) -> None:
+        self.a.close()
+        self.b.close()
+
+
+def _changed_batches(merge: _Merge, scans: Scans) -> Iterator[pa.RecordBatch]:
+    if not len(merge.rows_a) or not merge.plan.columns:
         return
-    scan_a = prefetched(_scan(plan, side_a, "a", 1), depth=2)
-    scan_b = prefetched(_scan(plan, side_b, "b", 1), depth=2)
-    try:
-        window_a, window_b = _Window(scan_a), _Window(scan_b)
-        start = 0
-        for batch in scan_a:
-            window_a.held, window_a.end = [(start, batch)], start + batch.num_rows
-            lo, hi = np.searchsorted(merge.rows_a, [start, window_a.end])
-            start = window_a.end
-            if hi > lo:
-                found = merge.changed(window_a, window_b, int(lo), int(hi))
-                if found is not None:
-                    yield found
-    finally:
-        scan_a.close()
-        scan_b.close()
+    window_a, window_b = _Window(scans.a), _Window(scans.b)
+    start = 0
+    for batch in scans.a:
+        window_a.held, window_a.end = [(start, batch)], start + batch.num_rows
+        lo, hi = np.searchsorted(merge.rows_a, [start, window_a.end])
+        start = window_a.end
+        if hi > lo:
+            found = merge.changed(window_a, window_b, int(lo), int(hi))
+            if found is not None:
+                yield found
 
 
 def stream(
-    plan: Plan, side_a: Side, side_b: Side, keys_a: np.ndarray, keys_b: np.ndarray, threads: int, limit: int | None
+    plan: Plan, keys_a: np.ndarray, keys_b: np.ndarray, scans: Scans, limit: int | None
 ) -> Iterator[pa.RecordBatch]:
-    """The differing rows: changed ones in key order, then only_a, then only_b."""
-    merge = _Merge(plan, keys_a, keys_b)
-    left = limit
-    batches = [_changed_batches(merge, plan, side_a, side_b, threads), merge.only("a"), merge.only("b")]
-    for source in batches:
-        for batch in source:
-            if left is not None:
-                batch = batch.slice(0, left)
-                left -= batch.num_rows
-            if batch.num_rows:
-                yield batch
-            if left == 0:
-                return
+    """The differing rows: changed ones in key order, then only_a, then only_b. Closes `scans`."""
+    try:
+        merge = _Merge(plan, keys_a, keys_b)
+        left = limit
+        for source in (_changed_batches(merge, scans), merge.only("a"), merge.only("b")):
+            for batch in source:
+                if left is not None:
+                    batch = batch.slice(0, left)
+                    left -= batch.num_rows
+                if batch.num_rows:
+                    yield batch
+                if left == 0:
+                    return
+    finally:
+        scans.close()
