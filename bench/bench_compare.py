@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -151,8 +152,10 @@ def child_compare(a: Path, b: Path, engine: str, scratch: Path) -> dict[str, Any
     # Imports are outside the timing for every contender (the floor imports duckdb first too).
     for module in (f"milvusdiff.compare.engine_{engine}", "milvusdiff.compare.report", "milvusdiff.types.canonical"):
         importlib.import_module(module)
+    out = scratch / f"diff-{engine}"
+    shutil.rmtree(out, ignore_errors=True)  # deleting the previous run's 100+ MB diff is no part of this one
     started = time.perf_counter()
-    summary = compare(a, b, engine=engine, out=scratch / f"diff-{engine}").summary
+    summary = compare(a, b, engine=engine, out=out).summary
     seconds = time.perf_counter() - started
     counts = {name: summary[name] for name in (*COUNTED, "unchanged")}
     return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "counts": counts}
