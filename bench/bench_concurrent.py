@@ -202,7 +202,7 @@ def report(label: str, rows: int, calls: int, seconds: float, bare_seconds: floa
         if bare_seconds
         else ""
     )
-    print(f"{label:<30} {seconds:8.2f} s  {rows / seconds:9,.0f} rows/s  {calls / seconds:7,.1f} calls/s{overhead}")
+    print(f"{label:<34} {seconds:8.2f} s  {rows / seconds:9,.0f} rows/s  {calls / seconds:7,.1f} calls/s{overhead}")
 
 
 def validate_shadow(settings: Settings, expected: dict[str, int], workdir: Path) -> None:
