@@ -213,6 +213,8 @@ def test_manifest_describes_the_snapshot(lite: ShadowClient, lite_settings: Sett
         meta = pq.ParquetFile(part).schema_arrow.metadata
         assert json.loads(meta[KEY_METADATA_KEY]) == ["id"] and meta[b"milvusdiff.source"] == b"pg"
     assert sum(f["rows"] for f in on_disk["files"]) == rows
+    ids = np.concatenate([pq.read_table(part, columns=["id"]).column("id").to_numpy() for part in parts])
+    assert (np.diff(ids) > 0).all(), "the pg export comes out in key order, as the Milvus export does"
 
 
 def test_single_file_snapshot_carries_its_manifest(lite: ShadowClient, lite_settings: Settings, tmp_path: Path):

@@ -57,7 +57,9 @@ class PgReading:
         self.with_partition = not spec.has_partition_key and bool(outside_default)
         self.schema = tag_source(snapshot_schema(spec, with_partition=self.with_partition), self.kind)
         self.fields = [*spec.fields, *([_META_FIELD] if spec.enable_dynamic_field else [])]
-        self.query = store.render(store.select_sql(spec))
+        # In key order, as the Milvus export comes out: compare then merges the two sides instead of joining them.
+        order = sql.SQL("{} ORDER BY {}").format(store.select_sql(spec), sql.Identifier(spec.primary.name))
+        self.query = store.render(order)
 
     def _fetch_one(self, query: str) -> tuple[Any, ...]:
         try:
