@@ -10,7 +10,7 @@ PostgreSQL >= 0.8x the raw ADBC fetch.
 
     python bench/bench_export.py                  # 100k x 128-dim rows
     python bench/bench_export.py --rows 20000 --repeat 1
-    python bench/bench_export.py --reuse /tmp/bench-export-XXXX   # skip the setup of an earlier run
+    python bench/bench_export.py --keep; python bench/bench_export.py --reuse /tmp/bench-export-XXXX
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -194,10 +195,33 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16384)
     parser.add_argument("--repeat", type=int, default=3, help="raw/export pairs per case")
     parser.add_argument("--pg-conn", default=os.environ.get("PG_CONN"), help="default: embedded PostgreSQL")
-    parser.add_argument("--reuse", type=Path, help="work directory of an earlier run with the same --rows")
+    parser.add_argument("--reuse", type=Path, help="work directory of an earlier --keep run with the same --rows")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (for --reuse)")
     options = parser.parse_args()
     os.environ["MILVUSDIFF_PG_SCHEMA"] = PG_SCHEMA
     work = options.reuse or Path(tempfile.mkdtemp(prefix="bench-export-"))
+    try:
+        run(options, work)
+    finally:
+        if not options.keep:
+            _clean(options.pg_conn, work)
+
+
+def _clean(pg_conn: str | None, work: Path) -> None:
+    """Remove the data: the work directory, and the benchmark's schema on a PostgreSQL that outlives it."""
+    if pg_conn:
+        import psycopg
+
+        with psycopg.connect(pg_conn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{PG_SCHEMA}" CASCADE')
+    else:
+        from milvusdiff.services.embedded_pg import stop_embedded_pg
+
+        stop_embedded_pg(work / "pg")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def run(options: argparse.Namespace, work: Path) -> None:
     lite, journal, home = str(work / "milvus.db"), str(work / "journal"), str(work / "home")
     pg = options.pg_conn
     if pg is None:
