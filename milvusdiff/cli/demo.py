@@ -80,6 +80,6 @@ def demo_command(
             sample = ", ".join(map(repr, keys[:5]))
             click.echo(f"  {len(keys)} x {cls} [{columns}] -> {verdict}: {sample}{' ...' if len(keys) > 5 else ''}")
     click.echo(f"outputs: {run.result.out}")
-    click.echo(f"notebook: MILVUSDIFF_DIFF_DIR={run.result.out} jupyter notebook {_NOTEBOOK}")
+    click.echo(f"notebook: {_NOTEBOOK} (open it in Jupyter with MILVUSDIFF_DIFF_DIR={run.result.out})")
     click.echo(f"took: workload {run.seconds['workload']:.1f} s, validate {run.seconds['validate']:.1f} s")
     return run.result.exit_code
