@@ -318,14 +318,14 @@ def _binary_matrix(arr: pa.Array, width: int, name: str) -> tuple[np.ndarray, np
 
 
 def _float16_decode(value: Any) -> np.ndarray:
-    if isinstance(value, (bytes, bytearray)):
+    if isinstance(value, (bytes, bytearray, memoryview)):
         return np.frombuffer(value, dtype="<f2").astype(np.float32)
     return np.asarray(value, dtype=np.float16).astype(np.float32)
 
 
 def _bfloat16_bits(value: Any) -> np.ndarray:
     """bfloat16 payloads arrive as bytes or as a 2-byte dtype array (ml_dtypes); floats are refused."""
-    if isinstance(value, (bytes, bytearray)):
+    if isinstance(value, (bytes, bytearray, memoryview)):
         return np.frombuffer(value, dtype="<u2")
     array = np.asarray(value)
     if array.dtype.itemsize == 2 and array.dtype.kind not in "iu":
@@ -359,7 +359,7 @@ def _decoder(dtype: str) -> Callable[[Any], np.ndarray]:
     """Decode one vector given as raw little-endian bytes or as a sequence of numbers."""
 
     def decode(value: Any) -> np.ndarray:
-        if isinstance(value, (bytes, bytearray)):
+        if isinstance(value, (bytes, bytearray, memoryview)):
             return np.frombuffer(value, dtype=dtype)
         return np.asarray(value, dtype=dtype)
 
@@ -392,7 +392,9 @@ def _float_vector_rule(
     def from_pg(arr: pa.Array, spec: FieldSpec) -> pa.Array:
         dim = _require_dim(spec)
         raw, nulls = _binary_matrix(arr, dim * storage_width, spec.name)
-        matrix = decode(raw.reshape(-1).tobytes()).reshape(len(arr), dim)
+        # A view of the fetched bytes, not a copy: for float32 the snapshot column shares ADBC's buffer
+        # (a copy here held the GIL for a millisecond a batch, which the writer thread waited on).
+        matrix = decode(memoryview(np.ascontiguousarray(raw).reshape(-1))).reshape(len(arr), dim)
         return _fixed_list(matrix.astype(np.float32, copy=False), nulls, pa.float32())
 
     def canonical(arr: pa.Array, spec: FieldSpec) -> Bytes:
