@@ -394,7 +394,7 @@ def _float_vector_rule(
         raw, nulls = _binary_matrix(arr, dim * storage_width, spec.name)
         # A view of the fetched bytes, not a copy: for float32 the snapshot column shares ADBC's buffer
         # (a copy here held the GIL for a millisecond a batch, which the writer thread waited on).
-        matrix = decode(memoryview(np.ascontiguousarray(raw).reshape(-1))).reshape(len(arr), dim)
+        matrix = decode(np.ascontiguousarray(raw).reshape(-1).data).reshape(len(arr), dim)
         return _fixed_list(matrix.astype(np.float32, copy=False), nulls, pa.float32())
 
     def canonical(arr: pa.Array, spec: FieldSpec) -> Bytes:
