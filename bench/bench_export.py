@@ -11,7 +11,8 @@ PostgreSQL >= 0.8x the raw ADBC fetch.
 
     python bench/bench_export.py                  # 100k x 128-dim rows
     python bench/bench_export.py --rows 20000 --repeat 1
-    python bench/bench_export.py --keep; python bench/bench_export.py --reuse /tmp/bench-export-XXXX
+    python bench/bench_export.py --keep   # prints the data directory it kept, DIR
+    python bench/bench_export.py --reuse DIR
 """
 
 from __future__ import annotations

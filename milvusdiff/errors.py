@@ -6,6 +6,8 @@ exit code 2 and one line on stderr, while anything else is a bug and keeps its t
 
 from __future__ import annotations
 
+from milvusdiff.config import redact
+
 
 class MilvusDiffError(Exception):
     """Base of every error milvusdiff raises deliberately."""
@@ -57,3 +59,10 @@ class CheckError(MilvusDiffError):
 
 class JournalError(MilvusDiffError):
     """The LMDB journal cannot be opened or does not belong to the collection asked about."""
+
+
+def first_line(exc: BaseException | str) -> str:
+    """The first line of an error, for one-line messages; a driver's error may echo its connection string,
+    so credentials are removed."""
+    text = str(exc).strip().splitlines()
+    return redact(text[0]) if text else type(exc).__name__

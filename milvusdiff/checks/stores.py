@@ -19,7 +19,7 @@ from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from milvusdiff.config import Settings
-from milvusdiff.errors import CheckError
+from milvusdiff.errors import CheckError, first_line
 from milvusdiff.export.sources.milvus import connect
 from milvusdiff.filters.columns import ColumnType
 from milvusdiff.services.pg import ShadowStore
@@ -60,11 +60,6 @@ class CheckStores:
 def filter_columns(spec: CollectionSpec) -> dict[str, ColumnType]:
     """The column map the filter translators take: field name -> Milvus type, ("ARRAY", element) for arrays."""
     return {f.name: ("ARRAY", f.element_type or "") if f.type == "ARRAY" else f.type for f in spec.fields}
-
-
-def first_line(exc: BaseException | str) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 @contextmanager

@@ -26,16 +26,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 
-class _KnownNoise(logging.Filter):
-    """Milvus Lite's in-process server does not implement AllocTimestamp, so every query_iterator logs
-    a server error and a pymilvus warning before falling back to a client-side timestamp. That is
-    expected there (see the field notes) and would drown real warnings."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return "mvccTs" not in message and "Method not implemented" not in message
-
-
 EXIT_SAME = 0
 EXIT_DIFFERENT = 1
 EXIT_TROUBLE = 2
@@ -51,8 +41,9 @@ _LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper()), format="%(levelname)s %(name)s: %(message)s", force=True)
     if level.upper() != "DEBUG":
-        for name in ("pymilvus.client.iterator.query_iterator", "grpc._server"):
-            logging.getLogger(name).addFilter(_KnownNoise())
+        from milvusdiff.services.milvus import silence_known_lite_noise
+
+        silence_known_lite_noise()
 
 
 def _set_debug(_: click.Context, __: click.Parameter, value: bool) -> None:

@@ -34,9 +34,9 @@ from pymilvus.exceptions import MilvusException
 
 from milvusdiff.client.outcome import outcome_unknown
 from milvusdiff.config import Settings, redact
-from milvusdiff.errors import InDoubtError, MilvusDiffError, SchemaError, SyncError
+from milvusdiff.errors import InDoubtError, MilvusDiffError, SchemaError, SyncError, first_line
 from milvusdiff.services.journal import Journal
-from milvusdiff.services.milvus import milvus_client_kwargs, unreachable
+from milvusdiff.services.milvus import key_in_filter, milvus_client_kwargs, unreachable
 from milvusdiff.services.pg import PendingWrite, ShadowStore, check_identifier
 from milvusdiff.services.pg_target import resolve_pg_conn
 from milvusdiff.types.canonical import canonical_json
@@ -337,7 +337,7 @@ class ShadowClient(MilvusClient):
             )
         if keys:
             if partition_name:
-                keys = self._matching_keys(spec, _key_filter(spec, keys), partition_name, timeout)
+                keys = self._matching_keys(spec, key_in_filter(spec.primary.name, keys), partition_name, timeout)
         else:
             keys = self._matching_keys(spec, filter or "", partition_name, timeout)
         if not keys:
@@ -433,10 +433,5 @@ class ShadowClient(MilvusClient):
         return keys
 
 
-def _key_filter(spec: CollectionSpec, keys: Sequence[Any]) -> str:
-    return f"{spec.primary.name} in {json.dumps(list(keys), ensure_ascii=False)}"
-
-
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return redact(f"{type(exc).__name__}: {text[0] if text else ''}")
+    return f"{type(exc).__name__}: {first_line(exc)}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +47,27 @@ def unreachable(settings: Settings, exc: BaseException) -> ConfigError:
     first = text[0] if text else type(exc).__name__
     hint = " (is another process using this Milvus Lite database?)" if is_milvus_lite(settings.milvus_uri) else ""
     return ConfigError(f"cannot reach Milvus at {describe_target(settings)}: {first}{hint}")
+
+
+def key_in_filter(key_name: str, keys: Sequence[Any]) -> str:
+    """A Milvus filter matching exactly these primary keys (JSON list literals are valid Milvus syntax)."""
+    return f"{key_name} in {json.dumps(list(keys), ensure_ascii=False)}"
+
+
+class _KnownLiteNoise(logging.Filter):
+    """Milvus Lite's in-process server does not implement AllocTimestamp, so every query_iterator logs a
+    server error and a pymilvus warning before falling back to a client-side timestamp. That is expected
+    there (see the field notes) and would drown real warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "mvccTs" not in message and "Method not implemented" not in message
+
+
+_NOISE = _KnownLiteNoise()
+
+
+def silence_known_lite_noise() -> None:
+    """Drop only those two known messages; idempotent."""
+    for name in ("pymilvus.client.iterator.query_iterator", "grpc._server"):
+        logging.getLogger(name).addFilter(_NOISE)

@@ -26,7 +26,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from milvusdiff.config import redact
-from milvusdiff.errors import ConfigError, SchemaError, SyncError
+from milvusdiff.errors import ConfigError, SchemaError, SyncError, first_line
 from milvusdiff.types.convert import snapshot_schema
 from milvusdiff.types.spec import META_COLUMN, META_FIELD, PARTITION_COLUMN, CollectionSpec, FieldSpec
 from milvusdiff.types.typemap import coerce_pg_column, rule
@@ -134,7 +134,7 @@ class ShadowStore:
         except Exception as exc:
             with contextlib.suppress(Exception):
                 self._pool.close()
-            raise ConfigError(f"cannot reach PostgreSQL at {redact(conninfo)}: {_first_line(exc)}") from exc
+            raise ConfigError(f"cannot reach PostgreSQL at {redact(conninfo)}: {first_line(exc)}") from exc
 
     def close(self) -> None:
         self._pool.close()
@@ -284,7 +284,7 @@ class ShadowStore:
                 cur.execute(self.render(self.select_sql(spec, where)), parameters=(list(keys),))
                 raw = cur.fetch_arrow_table()
         except adbc.Error as exc:
-            raise SyncError(f"cannot read the shadow rows of {spec.name!r}: {_first_line(exc)}") from exc
+            raise SyncError(f"cannot read the shadow rows of {spec.name!r}: {first_line(exc)}") from exc
         columns = []
         for name, _ in shadow_columns(spec):
             column = raw.column(name).combine_chunks()
@@ -309,12 +309,7 @@ def _check_reachable(conninfo: str) -> None:
     try:
         psycopg.connect(conninfo, **timeout).close()  # type: ignore[arg-type]
     except psycopg.Error as exc:
-        raise ConfigError(f"cannot reach PostgreSQL at {redact(conninfo)}: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return redact(text[0]) if text else type(exc).__name__
+        raise ConfigError(f"cannot reach PostgreSQL at {redact(conninfo)}: {first_line(exc)}") from exc
 
 
 def _last_per_key(table: pa.Table, key: str) -> pa.Table:

@@ -7,7 +7,6 @@ cheaper than another export. Both readers return the same columns (snapshot form
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 from pymilvus import MilvusClient
 
+from milvusdiff.services.milvus import key_in_filter
 from milvusdiff.types.convert import rows_to_table, snapshot_schema
 from milvusdiff.types.spec import DEFAULT_PARTITION, CollectionSpec
 
@@ -58,7 +58,7 @@ def _milvus_rows(client: MilvusClient, spec: CollectionSpec, keys: Sequence[Any]
             rows = MilvusClient.query(
                 client,
                 spec.name,
-                filter=f"{key} in {json.dumps(chunk, ensure_ascii=False)}",
+                filter=key_in_filter(key, chunk),
                 output_fields=["*"],
                 partition_names=[partition] if partition else None,
             )

@@ -15,7 +15,6 @@ caller can print exactly which keys were changed and compare that with what vali
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,8 +26,8 @@ from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from milvusdiff.config import Settings
-from milvusdiff.errors import ConfigError, MilvusDiffError, SchemaError
-from milvusdiff.services.milvus import milvus_client_kwargs
+from milvusdiff.errors import ConfigError, MilvusDiffError, SchemaError, first_line
+from milvusdiff.services.milvus import key_in_filter, milvus_client_kwargs
 from milvusdiff.services.pg import ShadowStore
 from milvusdiff.services.pg_target import resolve_pg_conn
 from milvusdiff.types.convert import rows_to_table, table_to_rows
@@ -129,7 +128,7 @@ class _Stores:
 
     def milvus_keys(self, keys: Sequence[Any]) -> set[Any]:
         """Which of these keys Milvus holds."""
-        filter_ = f"{self.key.name} in {json.dumps(list(keys), ensure_ascii=False)}"
+        filter_ = key_in_filter(self.key.name, keys)
         return {
             row[self.key.name]
             for row in self.milvus.query(self.spec.name, filter=filter_, output_fields=[self.key.name])
@@ -167,16 +166,11 @@ def _open(settings: Settings, collection: str) -> Iterator[_Stores]:
                 milvus.load_collection(collection)  # Milvus Lite reopens collections released
             yield _Stores(shadow, milvus, spec)
         except MilvusException as exc:
-            raise MilvusDiffError(f"Milvus refused: {_first_line(exc)}") from exc
+            raise MilvusDiffError(f"Milvus refused: {first_line(exc)}") from exc
         finally:
             milvus.close()
     finally:
         shadow.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _existing_keys(stores: _Stores, store: str, count: int, rng: np.random.Generator) -> list[Any]:

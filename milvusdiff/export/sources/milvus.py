@@ -16,7 +16,6 @@ split only affects balance, never which rows are read.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,9 +27,14 @@ from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from milvusdiff.config import Settings, is_milvus_lite
-from milvusdiff.errors import SnapshotError
+from milvusdiff.errors import SnapshotError, first_line
 from milvusdiff.export.sources import ExtraFile, ReadOptions, tag_source
-from milvusdiff.services.milvus import describe_target, milvus_client_kwargs, unreachable
+from milvusdiff.services.milvus import (
+    describe_target,
+    milvus_client_kwargs,
+    silence_known_lite_noise,
+    unreachable,
+)
 from milvusdiff.types.convert import rows_to_table, snapshot_schema
 from milvusdiff.types.spec import DEFAULT_PARTITION, CollectionSpec
 
@@ -41,19 +45,7 @@ _COUNT = "count(*)"
 _STRONG = "Strong"
 
 
-class _QuietMvccTs(logging.Filter):
-    """query_iterator warns on every call that Milvus Lite gives no MVCC timestamp; it is expected, not news."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "mvccTs" not in record.getMessage()
-
-
-logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_QuietMvccTs())
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+silence_known_lite_noise()
 
 
 def connect(settings: Settings) -> MilvusClient:
@@ -168,7 +160,7 @@ class MilvusReading:
                 finally:
                     iterator.close()
             except MilvusException as exc:
-                raise SnapshotError(f"reading {self.name!r} from Milvus failed: {_first_line(exc)}") from exc
+                raise SnapshotError(f"reading {self.name!r} from Milvus failed: {first_line(exc)}") from exc
 
     def store_count(self) -> int | None:
         return self._count()
