@@ -208,7 +208,8 @@ class Journal:
     def _write(self, work: Any) -> Any:
         """Run work(txn) in a write transaction, growing the map and retrying when it is full."""
         while True:
-            seen = self._env.info()["map_size"]
+            with self._gate.shared():  # not while another thread resizes: LMDB reports EINVAL then
+                seen = self._env.info()["map_size"]
             try:
                 with self._txn(write=True) as txn:
                     return work(txn)
