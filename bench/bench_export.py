@@ -7,7 +7,8 @@ connection and include it, and import their drivers before the clock starts. Eve
 subprocess, so each peak RSS is its own (VmHWM: ru_maxrss would include the forking parent's). Raw
 and export runs alternate, and the ratio is the median of the pairs, so that load from other work on
 a shared machine falls on both. Goals: Milvus >= 0.9x the raw iterator,
-PostgreSQL >= 0.8x the raw ADBC fetch.
+PostgreSQL >= 0.8x the raw ADBC fetch. Exports run as by default (no fsync); the `+fsync` rows show
+what a durable export (`--fsync`) pays on top: the disk's write time for the whole snapshot.
 
     python bench/bench_export.py                  # 100k x 128-dim rows
     python bench/bench_export.py --rows 20000 --repeat 1
@@ -134,14 +135,19 @@ def raw_journal(path: str) -> int:
         return sum(b.num_rows for b in journal.iter_state_batches(COLLECTION, "id", pa.int64()))
 
 
-def export(source: str, name: str, settings_args: list[str], out: str, batch: int) -> int:
+def _output(out: str) -> str:
+    return f"{out}-{os.getpid()}"
+
+
+def export(source: str, name: str, settings_args: list[str], out: str, batch: int, fsync: bool) -> int:
     from milvusdiff.config import Settings
     from milvusdiff.export import export_collection
 
     lite, pg, journal, home = settings_args
     settings = Settings(lite, None, pg, Path(journal), Path(home))
-    target = f"{out}-{os.getpid()}"  # a new output per run: replacing the previous one is not the export's cost
-    return export_collection(name, source=source, out=target, settings=settings, batch_size=batch).rows_written
+    target = _output(out)  # a new output per run: replacing the previous one is not the export's cost
+    manifest = export_collection(name, source=source, out=target, settings=settings, batch_size=batch, fsync=fsync)
+    return manifest.rows_written
 
 
 def measure(argv: list[str]) -> None:
@@ -159,6 +165,10 @@ def measure(argv: list[str]) -> None:
     started = time.perf_counter()
     rows = {"raw_milvus": raw_milvus, "raw_pg": raw_pg, "raw_journal": raw_journal, "export": export}[kind](*args)
     seconds = time.perf_counter() - started
+    if kind == "export":
+        # Off the clock, and before the next run: left in place, each run's unsynced output would be
+        # written back by the kernel during the runs that follow, on the same two cores and disk.
+        shutil.rmtree(_output(args[3]))
     print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
 
 
@@ -248,21 +258,25 @@ def run(options: argparse.Namespace, work: Path) -> None:
     )
     settings = [lite, pg, journal, home]
     cases = [
-        ("milvus", COLLECTION, rows, ("raw_milvus", lite, batch), 0.9),
-        ("pg", COLLECTION, rows, ("raw_pg", pg, COLLECTION), 0.8),
-        ("pg", f"{COLLECTION}_big", big, ("raw_pg", pg, f"{COLLECTION}_big"), 0.8),
-        ("journal", COLLECTION, rows, ("raw_journal", journal), None),
+        ("milvus", COLLECTION, rows, ("raw_milvus", lite, batch), False, 0.9),
+        ("pg", COLLECTION, rows, ("raw_pg", pg, COLLECTION), False, 0.8),
+        ("pg", f"{COLLECTION}_big", big, ("raw_pg", pg, f"{COLLECTION}_big"), False, 0.8),
+        ("pg", COLLECTION, rows, ("raw_pg", pg, COLLECTION), True, None),
+        ("pg", f"{COLLECTION}_big", big, ("raw_pg", pg, f"{COLLECTION}_big"), True, None),
+        ("journal", COLLECTION, rows, ("raw_journal", journal), False, None),
     ]
     print(
         f"{'source':<9}{'rows':>9}{'raw rows/s':>13}{'export rows/s':>15}{'ratio':>7}{'goal':>7}"
         f"{'raw peak MB':>13}{'export peak MB':>16}"
     )
-    for i, (source, name, n, raw_args, goal) in enumerate(cases):
-        result = paired(options.repeat, raw_args, ("export", source, name, settings, str(work / f"out-{i}"), batch))
+    for i, (source, name, n, raw_args, fsync, goal) in enumerate(cases):
+        export_args = ("export", source, name, settings, str(work / f"out-{i}"), batch, fsync)
+        result = paired(options.repeat, raw_args, export_args)
         assert result["rows"] == {n}, result
         goal_text = f">={goal}" if goal else "-"
+        label = f"{source}+fsync" if fsync else source
         print(
-            f"{source:<9}{n:>9,}{n / result['raw']['seconds']:>13,.0f}{n / result['export']['seconds']:>15,.0f}"
+            f"{label:<9}{n:>9,}{n / result['raw']['seconds']:>13,.0f}{n / result['export']['seconds']:>15,.0f}"
             f"{result['ratio']:>7.2f}{goal_text:>7}{result['raw_peak']:>13.0f}{result['export_peak']:>16.0f}"
         )
 

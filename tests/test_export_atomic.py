@@ -7,6 +7,7 @@ real Milvus Lite and PostgreSQL underneath.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -15,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 import pyarrow.parquet as pq
 import pytest
+from psycopg import sql
 from pymilvus import DataType, MilvusClient
 
 from milvusdiff.client.shadow import ShadowClient
@@ -132,6 +135,65 @@ def test_existing_output_needs_overwrite(filled: Settings, tmp_path: Path):
     replaced = export_collection("docs", source="milvus", out=out, settings=filled, overwrite=True)
     assert json.loads(pq.ParquetFile(out).schema_arrow.metadata[b"milvusdiff.manifest"])["source"] == "milvus"
     assert replaced.rows_written == ROWS
+
+
+def record_syncs(monkeypatch: pytest.MonkeyPatch, out: Path) -> list[tuple[str, bool]]:
+    """Every fsync/fdatasync the export makes (the real call still happens): the synced path, and whether
+    `out` was already published at that moment."""
+    synced: list[tuple[str, bool]] = []
+    for name in ("fsync", "fdatasync"):
+        real = getattr(os, name)
+
+        def spy(fd: int, real: Any = real) -> None:
+            synced.append((os.readlink(f"/proc/self/fd/{fd}"), out.exists()))
+            real(fd)
+
+        monkeypatch.setattr(os, name, spy)
+    return synced
+
+
+def test_fsync_makes_every_file_durable_before_the_snapshot_appears(
+    filled: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    out = tmp_path / "out" / "snap"
+    synced = record_syncs(monkeypatch, out)
+    manifest = export_collection(
+        "docs", source="pg", out=out, settings=filled, batch_size=BATCH, rows_per_part=300, fsync=True
+    )
+    files = {f.name for f in manifest.files} | {"manifest.json"}
+    assert len(files) == 5  # four parts of 300 rows or fewer, and the manifest
+    before = {Path(path).name for path, published in synced if not published}
+    staged = next(Path(path) for path, _ in synced if Path(path).name == "manifest.json").parent
+    assert files | {staged.name} <= before, "every file and the staged directory, before the rename"
+    assert (str(out.parent), True) in synced, "the rename itself, after it"
+    assert manifest.options["fsync"] is True
+
+
+def test_without_fsync_nothing_waits_for_the_disk(filled: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    synced = record_syncs(monkeypatch, tmp_path / "snap")
+    manifest = export_collection("docs", source="pg", out=tmp_path / "snap", settings=filled, rows_per_part=300)
+    assert synced == [] and manifest.options["fsync"] is False
+    assert manifest.rows_written == ROWS and (tmp_path / "snap" / "manifest.json").exists()
+
+
+def test_pg_count_and_rows_share_one_snapshot(filled: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Rows committed once the export has begun are neither read nor counted: the count runs in a second
+    session, which is made here to start only after such a commit."""
+    real = pg_source._count_in_snapshot
+
+    def count_after_a_commit(store: Any, *args: Any) -> int:
+        with psycopg.connect(store.conninfo, autocommit=True) as conn:
+            table = store.table("docs")
+            conn.execute(sql.SQL("DELETE FROM {} WHERE id < 10").format(table))
+            conn.execute(sql.SQL("UPDATE {} SET text = 'changed' WHERE id = 500").format(table))
+        return real(store, *args)
+
+    monkeypatch.setattr(pg_source, "_count_in_snapshot", count_after_a_commit)
+    manifest = export_collection("docs", source="pg", out=tmp_path / "snap", settings=filled)
+    table = pq.read_table(tmp_path / "snap" / "part-00000.parquet")
+    assert manifest.store_count == manifest.rows_written == ROWS and manifest.warnings == []
+    assert table.column("id").to_pylist() == list(range(ROWS))
+    assert table.column("text")[500].as_py() == "doc 500"
 
 
 CRASH = textwrap.dedent(

@@ -55,11 +55,11 @@ def test_export_reads_its_stores_from_the_environment(lite_docs: Path, tmp_path:
 
 def test_json_prints_the_manifest(lite_docs: Path, tmp_path: Path):
     out = tmp_path / "docs.parquet"
-    done = milvusdiff("-c", "docs", "--milvus-uri", lite_docs, "--out", out, "--json", "--batch-size", "7")
+    done = milvusdiff("-c", "docs", "--milvus-uri", lite_docs, "--out", out, "--json", "--batch-size", "7", "--fsync")
     assert done.returncode == 0, done.stderr
     manifest = json.loads(done.stdout)
     assert manifest["source"] == "milvus" and manifest["rows_written"] == 100
-    assert manifest["options"] == {"batch_size": 7, "flush": True, "parallel": 1}
+    assert manifest["options"] == {"batch_size": 7, "flush": True, "parallel": 1, "fsync": True}
     assert manifest["spec"]["enable_dynamic_field"] and out.exists()
 
 

@@ -37,6 +37,12 @@ from milvusdiff.cli.main import EXIT_SAME, cli, connection_options, settings_fro
     "--rows-per-part", type=click.IntRange(min=1), default=1_000_000, show_default=True, help="Rows per part file."
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option(
+    "--fsync/--no-fsync",
+    default=False,
+    show_default=True,
+    help="Flush the snapshot to disk before publishing it, so that it survives a crash of the machine.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar (there is none anyway when stderr is not a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a summary line.")
 @connection_options
@@ -49,6 +55,7 @@ def export_command(
     parallel: int,
     rows_per_part: int,
     overwrite: bool,
+    fsync: bool,
     quiet: bool,
     as_json: bool,
     **connection: str | None,
@@ -79,6 +86,7 @@ def export_command(
         quiet=quiet or as_json,
         rows_per_part=rows_per_part,
         overwrite=overwrite,
+        fsync=fsync,
     )
     if as_json:
         click.echo(manifest.to_json())

@@ -43,20 +43,22 @@ def export_collection(
     quiet: bool = True,
     rows_per_part: int = DEFAULT_ROWS_PER_PART,
     overwrite: bool = False,
+    fsync: bool = False,
 ) -> Manifest:
     """Export `collection` from `source` ("milvus", "pg", "journal" or "all") to `out`.
 
     `out` ending in `.parquet` gives a single self-describing file; anything else a directory of
     part files plus manifest.json (with "all": a directory holding milvus/, pg/ and journal/).
     Disagreements between the rows read and the store's own counts are in `manifest.warnings`
-    (and logged); they never stop the export and rows are never deduplicated.
+    (and logged); they never stop the export and rows are never deduplicated. `fsync` makes the
+    snapshot durable before it is published (see staging for what that costs and what it guards).
     """
     if source not in (*SOURCES, "all"):
         raise SnapshotError(f"unknown source {source!r}: choose one of {', '.join((*SOURCES, 'all'))}")
     if batch_size < 1 or parallel < 1 or rows_per_part < 1:
         raise SnapshotError("batch_size, parallel and rows_per_part must be positive")
     options = ReadOptions(batch_size=batch_size, flush=flush, parallel=parallel)
-    job = _Job(collection, settings or Settings.resolve(), options, quiet, rows_per_part)
+    job = _Job(collection, settings or Settings.resolve(), options, quiet, rows_per_part, fsync)
     out = Path(out)
     if source == "all":
         return _export_all(job, out, overwrite)
@@ -73,25 +75,31 @@ class _Job:
     options: ReadOptions
     quiet: bool
     rows_per_part: int
+    fsync: bool
 
 
 def _export_one(job: _Job, kind: str, out: Path, overwrite: bool) -> Manifest:
     started = time.perf_counter()
     with open_source(kind, job.collection, job.settings, job.options) as reading:
         writer = SnapshotWriter(
-            out, reading.schema, reading.spec.primary.name, rows_per_part=job.rows_per_part, overwrite=overwrite
+            out,
+            reading.schema,
+            reading.spec.primary.name,
+            rows_per_part=job.rows_per_part,
+            overwrite=overwrite,
+            durable=job.fsync,
         )
         try:
             producers = reading.producers()
             depth = _QUEUE_DEPTH_PER_READER * len(producers)
-            with progress(f"{kind} {job.collection}", reading.expected_rows, quiet=job.quiet) as advance:
+            with progress(f"{kind} {job.collection}", lambda: reading.expected_rows, quiet=job.quiet) as advance:
                 for table in run_producers(producers, depth=depth):
                     writer.write(table)
                     advance(table.num_rows)
             for extra in reading.extra_files():
                 writer.write_extra(extra.name, extra.schema, extra.batches)
             files, keys = writer.close_data()
-            manifest = _manifest(reading, job.options, writer.rows, files, keys)
+            manifest = _manifest(reading, job, writer.rows, files, keys)
             manifest.elapsed_seconds = round(time.perf_counter() - started, 3)
             writer.publish(manifest)
         except BaseException:
@@ -102,8 +110,9 @@ def _export_one(job: _Job, kind: str, out: Path, overwrite: bool) -> Manifest:
     return manifest
 
 
-def _manifest(reading: Reading, options: ReadOptions, rows: int, files: list[FileEntry], keys: KeyStats) -> Manifest:
+def _manifest(reading: Reading, job: _Job, rows: int, files: list[FileEntry], keys: KeyStats) -> Manifest:
     store_count = reading.store_count()
+    options = job.options
     manifest = Manifest(
         source=reading.kind,
         collection=reading.spec.name,
@@ -120,7 +129,12 @@ def _manifest(reading: Reading, options: ReadOptions, rows: int, files: list[Fil
         duplicate_key_sample=keys.duplicate_sample,
         files=files,
         extra=reading.extras(),
-        options={"batch_size": options.batch_size, "flush": options.flush, "parallel": options.parallel},
+        options={
+            "batch_size": options.batch_size,
+            "flush": options.flush,
+            "parallel": options.parallel,
+            "fsync": job.fsync,
+        },
         notes=list(reading.notes),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         milvusdiff_version=__version__,
@@ -138,7 +152,7 @@ def _export_all(job: _Job, out: Path, overwrite: bool) -> Manifest:
     if out.suffix == ".parquet":
         raise SnapshotError("--source all writes a directory (milvus/, pg/, journal/): give --out a directory")
     started = time.perf_counter()
-    staging = Staging(out, directory=True, overwrite=overwrite)
+    staging = Staging(out, directory=True, overwrite=overwrite, durable=job.fsync)
     try:
         children = {kind: _export_one(job, kind, staging.path / kind, False) for kind in SOURCES}
         staging.publish()

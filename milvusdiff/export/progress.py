@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -17,8 +17,9 @@ def _ignore(rows: int) -> None:
 
 
 @contextmanager
-def progress(label: str, total: int | None, *, quiet: bool) -> Iterator[Advance]:
-    """Yield a function that advances a bar by a number of rows; the ETA comes from `total` (count(*))."""
+def progress(label: str, total: Callable[[], int | None], *, quiet: bool) -> Iterator[Advance]:
+    """Yield a function that advances a bar by a number of rows; the ETA comes from `total()` (count(*)),
+    asked again as rows arrive while it is unknown (a count running beside the read)."""
     if quiet or not sys.stderr.isatty():
         yield _ignore
         return
@@ -43,10 +44,11 @@ def progress(label: str, total: int | None, *, quiet: bool) -> Iterator[Advance]
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(label, total=total or None, rate="")
+        task = bar.add_task(label, total=total() or None, rate="")
 
         def advance(rows: int) -> None:
             speed = bar.tasks[task].speed
-            bar.update(task, advance=rows, rate=f"{speed:,.0f} rows/s" if speed else "")
+            known = bar.tasks[task].total or total() or None
+            bar.update(task, advance=rows, total=known, rate=f"{speed:,.0f} rows/s" if speed else "")
 
         yield advance

@@ -1,9 +1,15 @@
 """Atomic publication: build an output under a hidden temporary name beside it, then rename it into place.
 
 A snapshot is evidence; a half-written one that looks whole would be worse than none. So nothing is
-written at the destination until everything is on disk (fsync'd), and a run that dies leaves only a
-dot-named `.NAME.partial-*` entry that no reader takes for a snapshot. The staging entry lives in the
+written at the destination until everything is written, and a run that dies leaves only a dot-named
+`.NAME.partial-*` entry that no reader takes for a snapshot. The staging entry lives in the
 destination's own directory so the final rename never crosses a filesystem.
+
+`durable` adds fsync before the rename, for outputs that must survive a crash of the machine itself,
+not only of the process. It is a choice because it costs the disk's write time at the end of every
+export (measured: 0.15-0.2s per 200 MB here, a quarter of a 400k-row PostgreSQL read). Without it a
+power cut can leave a published file short, never wrong: a Parquet file without its footer or a
+manifest cut short fails loudly on read.
 """
 
 from __future__ import annotations
@@ -52,9 +58,10 @@ def check_destination(out: Path, *, overwrite: bool) -> None:
 class Staging:
     """A temporary sibling of `out` (a directory, or a file path when `directory` is false) plus scratch space."""
 
-    def __init__(self, out: Path, *, directory: bool, overwrite: bool) -> None:
+    def __init__(self, out: Path, *, directory: bool, overwrite: bool, durable: bool = True) -> None:
         check_destination(out, overwrite=overwrite)
         self.out = out
+        self.durable = durable
         self._overwrite = overwrite
         token = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.path = out.parent / f".{out.name}.partial-{token}"
@@ -68,16 +75,17 @@ class Staging:
             raise SnapshotError(f"cannot write in {out.parent}: {exc.strerror or exc}") from exc
 
     def publish(self) -> None:
-        """Make the staged output durable, then visible under its final name in one rename."""
+        """Make the staged output visible under its final name in one rename (durable first, if asked)."""
         _remove(self.scratch)
-        if self.path.is_dir():
+        if self.durable and self.path.is_dir():
             fsync_path(self.path)
         check_destination(self.out, overwrite=self._overwrite)  # something may have appeared meanwhile
         previous = self.out.parent / f".{self.out.name}.replaced-{self.path.name.rsplit('-', 1)[-1]}"
         if self.out.exists():
             self.out.rename(previous)
         os.rename(self.path, self.out)
-        fsync_path(self.out.parent)
+        if self.durable:
+            fsync_path(self.out.parent)
         _remove(previous)
 
     def discard(self) -> None:

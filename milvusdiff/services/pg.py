@@ -28,7 +28,14 @@ from psycopg_pool import ConnectionPool
 from milvusdiff.config import redact
 from milvusdiff.errors import ConfigError, SchemaError, SyncError, first_line
 from milvusdiff.types.convert import snapshot_schema
-from milvusdiff.types.spec import META_COLUMN, META_FIELD, PARTITION_COLUMN, CollectionSpec, FieldSpec
+from milvusdiff.types.spec import (
+    DEFAULT_PARTITION,
+    META_COLUMN,
+    META_FIELD,
+    PARTITION_COLUMN,
+    CollectionSpec,
+    FieldSpec,
+)
 from milvusdiff.types.typemap import coerce_pg_column, rule
 
 log = logging.getLogger(__name__)
@@ -65,6 +72,12 @@ def check_identifier(name: str, what: str) -> None:
         raise SchemaError(f"{what} {name!r} cannot be used as a PostgreSQL identifier")
     if len(name.encode("utf-8")) > _PG_IDENTIFIER_BYTES:
         raise SchemaError(f"{what} {name!r} is longer than PostgreSQL's {_PG_IDENTIFIER_BYTES}-byte identifier limit")
+
+
+def _outside_default() -> sql.Composed:
+    """Rows outside `_default`. The predicate of a partial index and of the query asking whether any such
+    row exists: the two must stay identical (a literal, not a parameter), or the planner cannot use the index."""
+    return sql.SQL("{} <> {}").format(sql.Identifier(PARTITION_COLUMN), sql.Literal(DEFAULT_PARTITION))
 
 
 def shadow_columns(spec: CollectionSpec) -> list[tuple[str, str]]:
@@ -165,6 +178,14 @@ class ShadowStore:
         with self._pool.connection() as conn:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self.table(spec.name)))
             conn.execute(ddl)
+            if not spec.has_partition_key:
+                # Holds only rows in user partitions: empty, so free to maintain, for the many collections
+                # that have none, and it answers `holds_user_partitions` without a scan of the table.
+                conn.execute(
+                    sql.SQL("CREATE INDEX ON {} ({}) WHERE {}").format(
+                        self.table(spec.name), sql.Identifier(PARTITION_COLUMN), _outside_default()
+                    )
+                )
             conn.execute(
                 sql.SQL(
                     "INSERT INTO {} (name, spec) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec"
@@ -247,6 +268,11 @@ class ShadowStore:
         with self._pool.connection() as conn:
             row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(self.table(collection))).fetchone()
         return int(row[0]) if row else 0
+
+    def user_partition_rows_sql(self, collection: str) -> sql.Composed:
+        """Whether some row lives outside `_default` (the rule for a `$partition` column in a snapshot);
+        a look at an index, not a scan, on tables created with it."""
+        return sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(self.table(collection), _outside_default())
 
     def partition_keys(self, spec: CollectionSpec, partition: str) -> list[Any]:
         with self._pool.connection() as conn:

@@ -43,8 +43,11 @@ class Reading(Protocol):
     spec: CollectionSpec
     schema: pa.Schema
     with_partition: bool
-    expected_rows: int | None  # for the progress ETA; None when the store cannot say cheaply
     notes: list[str]
+
+    @property
+    def expected_rows(self) -> int | None:
+        """The store's count before reading, for the progress ETA; None while unknown or when it cannot say cheaply."""
 
     def producers(self) -> list[Iterable[pa.Table]]: ...
 

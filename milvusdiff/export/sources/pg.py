@@ -9,21 +9,23 @@ vectors, jsonb, smallint for INT8, ...) into exactly the form the Milvus export 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as adbc
+import psycopg
 import pyarrow as pa
 from psycopg import sql
 
 from milvusdiff.config import Settings, redact
-from milvusdiff.errors import SnapshotError
+from milvusdiff.errors import SnapshotError, first_line
 from milvusdiff.export.sources import ExtraFile, ReadOptions, tag_source
 from milvusdiff.services.pg import ShadowStore
 from milvusdiff.services.pg_target import resolve_pg_conn
 from milvusdiff.types.convert import snapshot_schema
-from milvusdiff.types.spec import DEFAULT_PARTITION, META_COLUMN, PARTITION_COLUMN, FieldSpec
+from milvusdiff.types.spec import META_COLUMN, PARTITION_COLUMN, FieldSpec
 from milvusdiff.types.typemap import coerce_pg_column
 
 _META_FIELD = FieldSpec(name=META_COLUMN, type="JSON", nullable=True)
@@ -32,12 +34,16 @@ _BATCH_BYTES = 4 << 20
 
 
 class PgReading:
-    """The rows and the counts come from one REPEATABLE READ transaction: one snapshot of the table, so
-    a difference between rows read and count(*) is a read error, never a concurrent write."""
+    """The rows and their count(*) come from one snapshot of the table (REPEATABLE READ, the snapshot shared
+    with a second session), so a difference between them is a read error, never a concurrent write.
+
+    The count runs in that second session while the rows stream: a scan of its own, it cost about a
+    sixth of a 400k-row export when it ran first (measured). Its result gives the progress bar its total.
+    """
 
     kind = "pg"
 
-    def __init__(self, store: ShadowStore, conn: Any, collection: str, batch_size: int) -> None:
+    def __init__(self, store: ShadowStore, conn: Any, collection: str, batch_size: int, counter: Executor) -> None:
         self.conn = conn
         self.batch_size = batch_size
         self.name = collection
@@ -47,24 +53,34 @@ class PgReading:
         if spec is None:
             raise SnapshotError(f"collection {collection!r} has no shadow table in PostgreSQL at {self.uri}")
         self.spec = spec
-        # One scan for both: the row count, and the shadow's version of "the collection has user
-        # partitions" (some row lives outside `_default`), the rule the Milvus source applies too.
-        stats = sql.SQL("SELECT count(*), coalesce(bool_or({} <> {}), false) FROM {}").format(
-            sql.Identifier(PARTITION_COLUMN), sql.Literal(DEFAULT_PARTITION), store.table(collection)
-        )
-        self.snapshot_count, outside_default = self._fetch_one(store.render(stats))
-        self.expected_rows: int | None = self.snapshot_count
-        self.with_partition = not spec.has_partition_key and bool(outside_default)
+        # The shadow's version of "the collection has user partitions" (some row lives outside `_default`),
+        # the rule the Milvus source applies too; a look at a partial index, asked in the rows' snapshot.
+        user_partitions = store.render(store.user_partition_rows_sql(collection))
+        self._begin_snapshot()
+        self.with_partition = not spec.has_partition_key and bool(self._fetch_one(user_partitions)[0])
         self.schema = tag_source(snapshot_schema(spec, with_partition=self.with_partition), self.kind)
         self.fields = [*spec.fields, *([_META_FIELD] if spec.enable_dynamic_field else [])]
         # In key order, as the Milvus export comes out: compare then merges the two sides instead of joining them.
         order = sql.SQL("{} ORDER BY {}").format(store.select_sql(spec), sql.Identifier(spec.primary.name))
         self.query = store.render(order)
+        snapshot = str(self._fetch_one("SELECT pg_export_snapshot()")[0])
+        self._count = counter.submit(_count_in_snapshot, store, snapshot, store.table(collection), self.name)
+
+    @property
+    def expected_rows(self) -> int | None:
+        """The count(*) once the second session has it (the progress bar asks again as rows arrive)."""
+        return self._count.result() if self._count.done() and not self._count.exception() else None
+
+    def _begin_snapshot(self) -> None:
+        try:
+            with self.conn.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        except adbc_driver_manager.Error as exc:
+            raise SnapshotError(f"reading the shadow of {self.name!r} from {self.uri} failed: {exc}") from exc
 
     def _fetch_one(self, query: str) -> tuple[Any, ...]:
         try:
             with self.conn.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 cursor.execute(query)
                 return tuple(cursor.fetchone())
         except adbc_driver_manager.Error as exc:
@@ -94,7 +110,7 @@ class PgReading:
         return pa.Table.from_arrays(columns, schema=self.schema)
 
     def store_count(self) -> int | None:
-        return int(self.snapshot_count)
+        return self._count.result()
 
     def extras(self) -> dict[str, Any]:
         return {}
@@ -103,15 +119,28 @@ class PgReading:
         return []
 
 
+def _count_in_snapshot(store: ShadowStore, snapshot: str, table: sql.Identifier, collection: str) -> int:
+    try:
+        with store.connection() as conn:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
+            conn.rollback()  # the transaction only read
+    except psycopg.Error as exc:
+        raise SnapshotError(f"counting the shadow rows of {collection!r} failed: {first_line(exc)}") from exc
+    return int(row[0]) if row else 0
+
+
 @contextmanager
 def open_pg(collection: str, settings: Settings, options: ReadOptions) -> Iterator[PgReading]:
     conninfo = resolve_pg_conn(settings)
     store = ShadowStore(conninfo, max_connections=1)
     try:
-        with adbc.connect(conninfo) as conn:
+        with adbc.connect(conninfo) as conn, ThreadPoolExecutor(1, thread_name_prefix="milvusdiff-count") as counter:
             try:
-                yield PgReading(store, conn, collection, options.batch_size)
+                yield PgReading(store, conn, collection, options.batch_size, counter)
             finally:
+                counter.shutdown(wait=True)  # the count imports this transaction's snapshot: it ends first
                 conn.rollback()  # the transaction only read
     finally:
         store.close()
