@@ -8,7 +8,10 @@ subprocess, so each peak RSS is its own (VmHWM: ru_maxrss would include the fork
 and export runs alternate, and the ratio is the median of the pairs, so that load from other work on
 a shared machine falls on both. Goals: Milvus >= 0.9x the raw iterator,
 PostgreSQL >= 0.8x the raw ADBC fetch. Exports run as by default (no fsync); the `+fsync` rows show
-what a durable export (`--fsync`) pays on top: the disk's write time for the whole snapshot.
+what a durable export (`--fsync`) pays on top: the disk's write time for the whole snapshot. The
+`pg floor` rows are the least any PostgreSQL export to this format can do: the same key-ordered ADBC
+fetch, its bytea vectors viewed as fixed_size_list<float>, written with pyarrow's ParquetWriter, and
+nothing else (no checksum, key census, manifest, or anything milvusdiff's own).
 
     python bench/bench_export.py                  # 100k x 128-dim rows
     python bench/bench_export.py --rows 20000 --repeat 1
@@ -26,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +130,54 @@ def raw_pg(pg: str, name: str) -> int:
         return sum(batch.num_rows for batch in cursor.fetch_record_batch())
 
 
+def floor_pg(pg: str, name: str, out: str, dim: int) -> int:
+    import queue
+    import threading
+
+    import adbc_driver_postgresql.dbapi as adbc
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("id", pa.int64()), ("vec", pa.list_(pa.float32(), dim))])
+    batches: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=2)
+
+    failed: list[BaseException] = []
+
+    def fetch() -> None:  # in a thread of its own, so that fetching and writing overlap
+        try:
+            read()
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            batches.put(None)
+
+    def read() -> None:
+        with adbc.connect(pg) as conn, conn.cursor() as cursor:
+            cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(4 << 20)})
+            cursor.execute(f'SELECT id, vec FROM "{PG_SCHEMA}"."{name}" ORDER BY id')
+            for batch in cursor.fetch_record_batch():
+                vec = batch.column(1)
+                first = int(np.frombuffer(vec.buffers()[1], np.int32)[vec.offset]) // 4
+                floats = pa.Array.from_buffers(pa.float32(), len(vec) * dim, [None, vec.buffers()[2]], offset=first)
+                vectors = pa.FixedSizeListArray.from_arrays(floats, dim)
+                batches.put(pa.RecordBatch.from_arrays([batch.column(0), vectors], schema=schema))
+
+    reader = threading.Thread(target=fetch)
+    reader.start()
+    # The cheapest settings: no dictionary, statistics or compression anywhere.
+    cheapest = {"use_dictionary": False, "write_statistics": False, "compression": "none", "write_batch_size": 65536}
+    rows = 0
+    with pq.ParquetWriter(_output(out), schema, **cheapest) as writer:
+        while (batch := batches.get()) is not None:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    reader.join()
+    if failed:
+        raise failed[0]
+    return rows
+
+
 def raw_journal(path: str) -> int:
     import pyarrow as pa
 
@@ -163,12 +215,20 @@ def measure(argv: list[str]) -> None:
     else:
         import pymilvus  # noqa: F401
     started = time.perf_counter()
-    rows = {"raw_milvus": raw_milvus, "raw_pg": raw_pg, "raw_journal": raw_journal, "export": export}[kind](*args)
+    contenders: dict[str, Callable[..., int]] = {
+        "raw_milvus": raw_milvus,
+        "raw_pg": raw_pg,
+        "raw_journal": raw_journal,
+        "floor_pg": floor_pg,
+    }
+    rows = {**contenders, "export": export}[kind](*args)
     seconds = time.perf_counter() - started
     if kind == "export":
         # Off the clock, and before the next run: left in place, each run's unsynced output would be
         # written back by the kernel during the runs that follow, on the same two cores and disk.
         shutil.rmtree(_output(args[3]))
+    if kind == "floor_pg":
+        os.unlink(_output(args[2]))
     print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
 
 
@@ -257,24 +317,34 @@ def run(options: argparse.Namespace, work: Path) -> None:
         f"(+{big:,} in the shadow) in {time.perf_counter() - started:.0f}s; work dir {work}"
     )
     settings = [lite, pg, journal, home]
+
+    def exported(source: str, name: str, fsync: bool = False) -> tuple[Any, ...]:
+        return ("export", source, name, settings, str(work / f"out-{source}-{name}"), batch, fsync)
+
+    def floor(name: str) -> tuple[Any, ...]:
+        return ("floor_pg", pg, name, str(work / f"floor-{name}.parquet"), dim)
+
+    def raw_pg_of(name: str) -> tuple[Any, ...]:
+        return ("raw_pg", pg, name)
+
     cases = [
-        ("milvus", COLLECTION, rows, ("raw_milvus", lite, batch), False, 0.9),
-        ("pg", COLLECTION, rows, ("raw_pg", pg, COLLECTION), False, 0.8),
-        ("pg", f"{COLLECTION}_big", big, ("raw_pg", pg, f"{COLLECTION}_big"), False, 0.8),
-        ("pg", COLLECTION, rows, ("raw_pg", pg, COLLECTION), True, None),
-        ("pg", f"{COLLECTION}_big", big, ("raw_pg", pg, f"{COLLECTION}_big"), True, None),
-        ("journal", COLLECTION, rows, ("raw_journal", journal), False, None),
+        ("milvus", rows, ("raw_milvus", lite, batch), exported("milvus", COLLECTION), 0.9),
+        ("pg", rows, raw_pg_of(COLLECTION), exported("pg", COLLECTION), 0.8),
+        ("pg", big, raw_pg_of(f"{COLLECTION}_big"), exported("pg", f"{COLLECTION}_big"), 0.8),
+        ("pg+fsync", rows, raw_pg_of(COLLECTION), exported("pg", COLLECTION, fsync=True), None),
+        ("pg+fsync", big, raw_pg_of(f"{COLLECTION}_big"), exported("pg", f"{COLLECTION}_big", fsync=True), None),
+        ("pg floor", rows, raw_pg_of(COLLECTION), floor(COLLECTION), None),
+        ("pg floor", big, raw_pg_of(f"{COLLECTION}_big"), floor(f"{COLLECTION}_big"), None),
+        ("journal", rows, ("raw_journal", journal), exported("journal", COLLECTION), None),
     ]
     print(
         f"{'source':<9}{'rows':>9}{'raw rows/s':>13}{'export rows/s':>15}{'ratio':>7}{'goal':>7}"
         f"{'raw peak MB':>13}{'export peak MB':>16}"
     )
-    for i, (source, name, n, raw_args, fsync, goal) in enumerate(cases):
-        export_args = ("export", source, name, settings, str(work / f"out-{i}"), batch, fsync)
+    for label, n, raw_args, export_args, goal in cases:
         result = paired(options.repeat, raw_args, export_args)
         assert result["rows"] == {n}, result
         goal_text = f">={goal}" if goal else "-"
-        label = f"{source}+fsync" if fsync else source
         print(
             f"{label:<9}{n:>9,}{n / result['raw']['seconds']:>13,.0f}{n / result['export']['seconds']:>15,.0f}"
             f"{result['ratio']:>7.2f}{goal_text:>7}{result['raw_peak']:>13.0f}{result['export_peak']:>16.0f}"

@@ -55,15 +55,16 @@ class PgReading:
         self.spec = spec
         # The shadow's version of "the collection has user partitions" (some row lives outside `_default`),
         # the rule the Milvus source applies too; a look at a partial index, asked in the rows' snapshot.
-        user_partitions = store.render(store.user_partition_rows_sql(collection))
-        self._begin_snapshot()
-        self.with_partition = not spec.has_partition_key and bool(self._fetch_one(user_partitions)[0])
+        user_partition_row = store.render(store.user_partition_row_sql(collection))
+        self._execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        self.with_partition = not spec.has_partition_key and bool(self._execute(user_partition_row))
         self.schema = tag_source(snapshot_schema(spec, with_partition=self.with_partition), self.kind)
         self.fields = [*spec.fields, *([_META_FIELD] if spec.enable_dynamic_field else [])]
         # In key order, as the Milvus export comes out: compare then merges the two sides instead of joining them.
-        order = sql.SQL("{} ORDER BY {}").format(store.select_sql(spec), sql.Identifier(spec.primary.name))
+        columns = store.select_sql(spec, partition=self.with_partition)
+        order = sql.SQL("{} ORDER BY {}").format(columns, sql.Identifier(spec.primary.name))
         self.query = store.render(order)
-        snapshot = str(self._fetch_one("SELECT pg_export_snapshot()")[0])
+        snapshot = str(self._execute("SELECT pg_export_snapshot()")[0][0])
         self._count = counter.submit(_count_in_snapshot, store, snapshot, store.table(collection), self.name)
 
     @property
@@ -71,18 +72,11 @@ class PgReading:
         """The count(*) once the second session has it (the progress bar asks again as rows arrive)."""
         return self._count.result() if self._count.done() and not self._count.exception() else None
 
-    def _begin_snapshot(self) -> None:
-        try:
-            with self.conn.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        except adbc_driver_manager.Error as exc:
-            raise SnapshotError(f"reading the shadow of {self.name!r} from {self.uri} failed: {exc}") from exc
-
-    def _fetch_one(self, query: str) -> tuple[Any, ...]:
+    def _execute(self, query: str) -> list[tuple[Any, ...]]:
         try:
             with self.conn.cursor() as cursor:
                 cursor.execute(query)
-                return tuple(cursor.fetchone())
+                return cursor.fetchall() if cursor.description else []
         except adbc_driver_manager.Error as exc:
             raise SnapshotError(f"reading the shadow of {self.name!r} from {self.uri} failed: {exc}") from exc
 
@@ -103,7 +97,7 @@ class PgReading:
             raise SnapshotError(f"reading the shadow of {self.name!r} from {self.uri} failed: {exc}") from exc
 
     def _snapshot_form(self, batch: pa.RecordBatch) -> pa.Table:
-        # select_sql lists the columns in snapshot order: fields, $meta, then $partition
+        # select_sql lists the columns in snapshot order: fields, $meta, then $partition if asked for
         columns = [coerce_pg_column(batch.column(i), f) for i, f in enumerate(self.fields)]
         if self.with_partition:
             columns.append(batch.column(PARTITION_COLUMN).cast(pa.string()))
