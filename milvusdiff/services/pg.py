@@ -180,7 +180,7 @@ class ShadowStore:
             conn.execute(ddl)
             if not spec.has_partition_key:
                 # Holds only rows in user partitions: empty, so free to maintain, for the many collections
-                # that have none, and it answers `holds_user_partitions` without a scan of the table.
+                # that have none, and it answers `user_partition_row_sql` without a scan of the table.
                 conn.execute(
                     sql.SQL("CREATE INDEX ON {} ({}) WHERE {}").format(
                         self.table(spec.name), sql.Identifier(PARTITION_COLUMN), _outside_default()
@@ -264,9 +264,14 @@ class ShadowStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def count(self, collection: str) -> int:
+    def count(self, collection: str, *, snapshot: str | None = None) -> int:
+        """count(*), or, given a `pg_export_snapshot()` id, count(*) as that other transaction sees the table."""
         with self._pool.connection() as conn:
+            if snapshot is not None:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
             row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(self.table(collection))).fetchone()
+            conn.rollback()  # the transaction only read
         return int(row[0]) if row else 0
 
     def user_partition_row_sql(self, collection: str) -> sql.Composed:

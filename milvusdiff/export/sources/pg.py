@@ -65,7 +65,7 @@ class PgReading:
         order = sql.SQL("{} ORDER BY {}").format(columns, sql.Identifier(spec.primary.name))
         self.query = store.render(order)
         snapshot = str(self._execute("SELECT pg_export_snapshot()")[0][0])
-        self._count = counter.submit(_count_in_snapshot, store, snapshot, store.table(collection), self.name)
+        self._count = counter.submit(_count_in_snapshot, store, collection, snapshot)
 
     @property
     def expected_rows(self) -> int | None:
@@ -113,16 +113,11 @@ class PgReading:
         return []
 
 
-def _count_in_snapshot(store: ShadowStore, snapshot: str, table: sql.Identifier, collection: str) -> int:
+def _count_in_snapshot(store: ShadowStore, collection: str, snapshot: str) -> int:
     try:
-        with store.connection() as conn:
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
-            conn.rollback()  # the transaction only read
+        return store.count(collection, snapshot=snapshot)
     except psycopg.Error as exc:
         raise SnapshotError(f"counting the shadow rows of {collection!r} failed: {first_line(exc)}") from exc
-    return int(row[0]) if row else 0
 
 
 @contextmanager
