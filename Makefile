@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PEER_VENV := .venv-peer
 PG_SERVER_CONN ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo test test-pg test-server lint typecheck bench docker-up docker-down clean
+.PHONY: install browser demo test test-pg test-server lint typecheck bench docker-up docker-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# tests/test_report_browser.py renders report.html in headless Chromium; Debian's package, when missing.
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 # The demo corrupts rows on purpose, so milvusdiff exits 1 (differences found): that is success here.
 demo: $(STAMP)

@@ -29,8 +29,8 @@ import pyarrow.parquet as pq
 
 from milvusdiff.compare.finish import METRICS, metric_col
 from milvusdiff.compare.plan import a_col, b_col
-from milvusdiff.compare.report import fmt
 from milvusdiff.compare.sample import CLASSES
+from milvusdiff.compare.values import fmt
 from milvusdiff.errors import ConfigError
 
 if TYPE_CHECKING:

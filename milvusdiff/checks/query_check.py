@@ -25,7 +25,8 @@ from milvusdiff.checks.explain import explain_differences
 from milvusdiff.checks.outputs import CheckResult, staged_output
 from milvusdiff.checks.results import milvus_result, result_schema, shadow_result, write_snapshot
 from milvusdiff.checks.stores import CheckStores, filter_columns, open_stores
-from milvusdiff.compare.report import Section, fmt
+from milvusdiff.compare.report import Section
+from milvusdiff.compare.values import fmt
 from milvusdiff.config import Settings
 from milvusdiff.errors import CheckError
 from milvusdiff.export import DEFAULT_BATCH_SIZE

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from milvusdiff.compare.report import Section, fmt
+from milvusdiff.compare.report import Section
+from milvusdiff.compare.values import fmt
 
 REPORT_QUERIES = 50
 _FLAGS = (

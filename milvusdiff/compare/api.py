@@ -98,5 +98,6 @@ def compare(a: str | Path, b: str | Path, options: CompareOptions | None = None,
         (space.outputs / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         from milvusdiff.compare.report import write_reports
 
-        write_reports(space.outputs, summary, [row for _, row in sample])
+        histograms = {name: column.histogram for name, column in tally.columns.items()}
+        write_reports(space.outputs, summary, [row for _, row in sample], histograms)
     return CompareResult(summary, opts.out)

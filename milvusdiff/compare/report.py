@@ -1,19 +1,30 @@
 """report.md and report.html: the summary tables and a sample of differences, for a person to read.
 
-Both are rendered from one document model (sections of headed tables), which the terminal view
-reuses, so the three always say the same thing.
+Both are rendered from one document model (sections of headed tables, notes and charts), which the
+terminal view reuses, so the three always say the same thing. Columns that differ come first and
+the rest fold into one line: a report on a 20-column collection with one bad column should show one
+column. Charts are drawn only in HTML (inline SVG, see charts.py).
 """
 
 from __future__ import annotations
 
 import html
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_VALUE_CHARS = 60
-_VECTOR_ITEMS = 4
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from milvusdiff.compare.charts import BarChart, Histogram
+from milvusdiff.compare.histogram import DeviationHistogram
+from milvusdiff.compare.plan import a_col, b_col
+from milvusdiff.compare.values import describe_change, fmt
+
+__all__ = ["Section", "build_sections", "render_html", "render_markdown", "write_reports"]
+
+_DEVIATION_KINDS = ("float", "float_list", "sparse")
 
 
 @dataclass
@@ -22,21 +33,7 @@ class Section:
     headers: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def fmt(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        return "NaN" if math.isnan(value) else f"{value:.6g}"
-    if isinstance(value, list):
-        shown = ", ".join(fmt(v) for v in value[:_VECTOR_ITEMS])
-        more = f", … ({len(value)} items)" if len(value) > _VECTOR_ITEMS else ""
-        return f"[{shown}{more}]"
-    if isinstance(value, bytes):
-        value = value.hex()
-    text = str(value)
-    return text if len(text) <= _VALUE_CHARS else text[: _VALUE_CHARS - 1] + "…"
+    charts: list[BarChart | Histogram] = field(default_factory=list)
 
 
 def _side_note(summary: dict[str, Any], side: str) -> str:
@@ -62,23 +59,46 @@ def _headline(summary: dict[str, Any]) -> Section:
 def _counts(summary: dict[str, Any]) -> Section:
     bound = "≥ " if summary["lower_bound"] else ""
     rows = [["rows_a", fmt(summary["rows_a"])], ["rows_b", fmt(summary["rows_b"])]]
-    for name in ("only_a", "only_b", "changed", "duplicate_a", "duplicate_b"):
+    classes = ("only_a", "only_b", "changed", "duplicate_a", "duplicate_b")
+    for name in classes:
         rows.append([name, f"{bound}{summary[name]}"])
-    rows.append(["unchanged", fmt(summary["unchanged"]) if summary["unchanged"] is not None else "unknown"])
-    return Section("Keys", ["class", "count"], rows)
+    unchanged = summary["unchanged"]
+    rows.append(["unchanged", fmt(unchanged) if unchanged is not None else "unknown"])
+    bars = [(name, int(summary[name])) for name in classes]
+    if unchanged is not None:
+        bars.append(("unchanged", int(unchanged)))
+    return Section("Keys", ["class", "count"], rows, charts=[BarChart("Keys by class", bars)])
 
 
-def _columns(summary: dict[str, Any]) -> Section:
+def _deviation_chart(name: str, mismatches: int, histogram: DeviationHistogram) -> Histogram:
+    """One column's deviations; rows the histogram cannot place are counted in a note, never dropped."""
+    bins = histogram.drawn()
+    drawn = sum(count for _, _, count in bins)
+    notes = []
+    if histogram.zero:
+        notes.append(f"{histogram.zero} rows with deviation 0 (e.g. -0.0 against 0.0): not drawn")
+    if histogram.nan:
+        notes.append(f"{histogram.nan} rows with null or NaN on one side: not drawn")
+    if mismatches > histogram.total:
+        notes.append(f"{mismatches - histogram.total} rows whose lengths or sparse indices differ: not drawn")
+    return Histogram(f"{name}: deviation of {drawn} of {mismatches} differing rows", bins, notes)
+
+
+def _columns(summary: dict[str, Any], histograms: Mapping[str, DeviationHistogram]) -> Section:
+    """Differing columns, most mismatches first, with their charts; the others in one line."""
+    columns = summary["columns"]
+    differing = sorted((n for n in columns if columns[n]["mismatches"]), key=lambda n: -columns[n]["mismatches"])
     rows = [
         [
             name,
-            info["kind"],
-            str(info["mismatches"]),
-            fmt(info["max_deviation"]) if info["max_deviation"] is not None else "",
+            columns[name]["kind"],
+            str(columns[name]["mismatches"]),
+            f"{columns[name]['max_deviation']:.3g}" if columns[name]["max_deviation"] is not None else "",
         ]
-        for name, info in summary["columns"].items()
+        for name in differing
     ]
-    notes = []
+    same = [n for n in columns if not columns[n]["mismatches"]]
+    notes = [f"{len(same)} columns without mismatches: {', '.join(same)}"] if same else []
     for label, key in (
         ("only in A", "columns_only_a"),
         ("only in B", "columns_only_b"),
@@ -88,7 +108,16 @@ def _columns(summary: dict[str, Any]) -> Section:
             notes.append(f"columns {label}: {', '.join(summary[key])}")
     for name, why in summary["columns_incomparable"].items():
         notes.append(f"column {name} not compared, types differ: {why}")
-    return Section("Columns", ["column", "kind", "mismatches", "max deviation"], rows, notes)
+    charts: list[BarChart | Histogram] = []
+    if differing:
+        charts.append(BarChart("Mismatches per column", [(n, int(columns[n]["mismatches"])) for n in differing]))
+    charts += [
+        _deviation_chart(name, int(columns[name]["mismatches"]), histograms[name])
+        for name in differing
+        if columns[name]["kind"] in _DEVIATION_KINDS and name in histograms
+    ]
+    headers = ["column", "kind", "mismatches", "max deviation"] if rows else []
+    return Section("Columns", headers, rows, notes, charts)
 
 
 def _verdicts(summary: dict[str, Any]) -> Section | None:
@@ -96,28 +125,49 @@ def _verdicts(summary: dict[str, Any]) -> Section | None:
         return None
     labels = summary["verdict_labels"]
     rows = [[labels[v], str(n)] for v, n in summary["verdicts"].items()]
-    return Section("Verdicts (journal arbitration)", ["verdict", "keys"], rows)
+    chart = BarChart("Verdicts: which store is wrong", [(labels[v], int(n)) for v, n in summary["verdicts"].items()])
+    return Section("Verdicts (journal arbitration)", ["verdict", "keys"], rows, charts=[chart])
 
 
-def _sample_section(summary: dict[str, Any], sample: list[dict[str, Any]]) -> Section:
+def what_differs(row: Mapping[str, Any], types: Mapping[str, pa.DataType] | None = None) -> str:
+    """One differing key of a diff, in words: the changed fields only (A → B), or where the row is.
+
+    `types` maps `<col>__a` names to their Arrow types (the schema of diff.parquet), so floats print
+    at their own width; without it they print as float64.
+    """
+    cls = row["class"]
+    if cls.startswith("duplicate"):
+        return f"{row['count_a']} rows in A, {row['count_b']} in B"
+    if cls.startswith("only"):
+        return f"only in {cls[-1].upper()}"
+    types = types or {}
+    return "; ".join(
+        f"{c}: {describe_change(row[a_col(c)], row[b_col(c)], types.get(a_col(c)))}"
+        for c in row["changed_columns"] or []
+    )
+
+
+def _sample_section(
+    summary: dict[str, Any], sample: list[dict[str, Any]], types: Mapping[str, pa.DataType] | None
+) -> Section:
     keys = summary["key"]
     labels = summary["verdict_labels"]
     rows = []
     for row in sample:
-        details = "; ".join(f"{c}: {fmt(row[f'{c}__a'])} → {fmt(row[f'{c}__b'])}" for c in row["changed_columns"] or [])
-        if row["class"].startswith("duplicate"):
-            details = f"{row['count_a']} rows in A, {row['count_b']} in B"
-        elif row["class"].startswith("only"):
-            details = f"only in {row['class'][-1].upper()}"
         verdict = labels.get(row["verdict"], "") if row["verdict"] else ""
-        rows.append([", ".join(fmt(row[k]) for k in keys), row["class"], details, verdict])
+        rows.append([", ".join(fmt(row[k]) for k in keys), row["class"], what_differs(row, types), verdict])
     return Section("Sample of differences", [", ".join(keys), "class", "what differs (A → B)", "verdict"], rows)
 
 
-def build_sections(summary: dict[str, Any], sample: list[dict[str, Any]]) -> list[Section]:
-    sections = [_headline(summary), _counts(summary), _columns(summary), _verdicts(summary)]
+def build_sections(
+    summary: dict[str, Any],
+    sample: list[dict[str, Any]],
+    histograms: Mapping[str, DeviationHistogram] | None = None,
+    types: Mapping[str, pa.DataType] | None = None,
+) -> list[Section]:
+    sections = [_headline(summary), _counts(summary), _columns(summary, histograms or {}), _verdicts(summary)]
     if sample:
-        sections.append(_sample_section(summary, sample))
+        sections.append(_sample_section(summary, sample, types))
     return [s for s in sections if s is not None]
 
 
@@ -143,13 +193,14 @@ def render_markdown(sections: list[Section]) -> str:
 _CSS = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0}"
     "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-variant-numeric:tabular-nums}"
-    "th{background:#f3f3f3}"
+    "th{background:#f3f3f3}figure{margin:1em 0}"
 )
 
 
 def render_html(sections: list[Section]) -> str:
+    """A self-contained page: inline CSS and SVG, nothing fetched from anywhere."""
     e = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(sections[0].title)}</title>"]
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(sections[0].title)}</title>"]
     parts.append(f"<style>{_CSS}</style></head><body>")
     for depth, section in enumerate(sections):
         tag = "h1" if depth == 0 else "h2"
@@ -160,11 +211,20 @@ def render_html(sections: list[Section]) -> str:
             parts.append("</table>")
         if section.notes:
             parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in section.notes) + "</ul>")
+        parts += [f"<figure>{chart.svg()}</figure>" for chart in section.charts]
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
-def write_reports(out: Path, summary: dict[str, Any], sample: list[dict[str, Any]]) -> None:
-    sections = build_sections(summary, sample)
+def write_reports(
+    out: Path,
+    summary: dict[str, Any],
+    sample: list[dict[str, Any]],
+    histograms: Mapping[str, DeviationHistogram] | None = None,
+) -> None:
+    """report.md and report.html into `out`, next to the diff.parquet whose types format the values."""
+    schema = pq.read_schema(out / "diff.parquet")
+    types = {name: schema.field(name).type for name in schema.names}
+    sections = build_sections(summary, sample, histograms, types)
     (out / "report.md").write_text(render_markdown(sections), encoding="utf-8")
     (out / "report.html").write_text(render_html(sections), encoding="utf-8")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from milvusdiff.compare.histogram import DeviationHistogram
 from milvusdiff.compare.lists import align, elementwise_equal, max_abs_per_row
 from milvusdiff.compare.options import Tolerance
 from milvusdiff.compare.plan import Column, Kind
@@ -17,8 +18,10 @@ from milvusdiff.compare.plan import Column, Kind
 class ColumnTally:
     mismatches: int = 0
     max_deviation: float | None = None
+    histogram: DeviationHistogram = field(default_factory=DeviationHistogram)
 
     def add_deviation(self, values: np.ndarray) -> None:
+        self.histogram.add(values)
         values = values[~np.isnan(values)]
         if values.size:
             top = float(values.max())
