@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from milvusdiff.cli.gating import gate
 from milvusdiff.cli.main import cli
 from milvusdiff.compare.options import DEFAULT_MEMORY_LIMIT
 
@@ -40,6 +41,7 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--out", type=click.Path(path_type=Path), help="Write summary.json, diff.parquet, report.md/.html here.")
 @click.option("--sample", type=int, default=20, show_default=True, help="Differences per class shown in reports.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--junit-xml", type=click.Path(path_type=Path), help="Also write the outcome as JUnit XML here (for CI).")
 @click.pass_context
 def compare_command(
     ctx: click.Context,
@@ -61,6 +63,7 @@ def compare_command(
     out: Path | None,
     sample: int,
     fmt: str,
+    junit_xml: Path | None,
 ) -> None:
     """Diff two snapshots by key; exit 0 when equal, 1 when they differ, 2 on trouble.
 
@@ -73,6 +76,7 @@ def compare_command(
       milvusdiff compare a.parquet b.parquet --key id --atol 1e-6 --ignore updated_at
       milvusdiff compare a.parquet b.parquet --key tenant --key doc --map text=body
       milvusdiff compare snap/milvus snap/pg --journal snap/journal --format json
+      milvusdiff compare snap/milvus snap/pg --out diff --junit-xml reports/milvusdiff.xml
     """
     from milvusdiff.compare import compare, make_options
     from milvusdiff.compare.options import parse_column_tolerance, parse_rename
@@ -96,7 +100,9 @@ def compare_command(
         sample_size=sample,
         **extra,
     )
-    result = compare(a, b, options)
+    with gate("compare", f"{a} vs {b}", junit_xml) as record:
+        result = compare(a, b, options)
+        record(result.summary, out, result.exit_code)
     if fmt == "json":
         click.echo(json.dumps(result.summary, indent=2))
     else:

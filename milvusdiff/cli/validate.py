@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 
+from milvusdiff.cli.gating import gate
 from milvusdiff.cli.main import connection_options, settings_from_options
+from milvusdiff.config import Settings
 
 
 @click.command("validate")
-@click.option("--collection", required=True, help="Collection to validate.")
+@click.option("--collection", help="Collection to validate.")
+@click.option("--all", "every", is_flag=True, help="Every collection the journal knows (one output directory each).")
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory [default: .milvusdiff/runs/C-TIME].")
 @click.option("--engine", type=click.Choice(["duckdb", "polars"]), default="duckdb", show_default=True)
 @click.option("--atol", type=float, default=0.0, show_default=True, help="Absolute float tolerance.")
@@ -19,9 +24,11 @@ from milvusdiff.cli.main import connection_options, settings_from_options
 @click.option("--max-diffs", type=int, help="Stop after N differing keys; counts become lower bounds.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--junit-xml", type=click.Path(path_type=Path), help="Also write the outcome as JUnit XML here (for CI).")
 @connection_options
 def validate_command(
-    collection: str,
+    collection: str | None,
+    every: bool,
     out: Path | None,
     engine: str,
     atol: float,
@@ -29,6 +36,7 @@ def validate_command(
     max_diffs: int | None,
     fmt: str,
     quiet: bool,
+    junit_xml: Path | None,
     **connection: str | None,
 ) -> int:
     """Export Milvus, the PostgreSQL shadow and the journal; compare Milvus (A) with PostgreSQL (B),
@@ -42,22 +50,22 @@ def validate_command(
     Examples:
       milvusdiff validate --collection products
       milvusdiff validate --collection products --out runs/after-upgrade --format json
+      milvusdiff validate --all --out runs/nightly --junit-xml reports/milvusdiff.xml
       MILVUS_URI=http://localhost:19530 PG_CONN=postgresql://postgres@localhost/db \\
         milvusdiff validate --collection products
     """
     from milvusdiff.compare.terminal import print_summary
     from milvusdiff.workflow.validate import validate
 
-    result = validate(
-        collection,
-        out=out,
-        settings=settings_from_options(**connection),
-        quiet=quiet or fmt == "json",
-        engine=engine,
-        atol=atol,
-        rtol=rtol,
-        max_diffs=max_diffs,
-    )
+    settings = settings_from_options(**connection)
+    options: dict[str, Any] = {"engine": engine, "atol": atol, "rtol": rtol, "max_diffs": max_diffs}
+    if every == (collection is not None):
+        raise click.UsageError("give either --collection NAME or --all")
+    if collection is None:
+        return _validate_all(out, settings, quiet, fmt, junit_xml, options)
+    with gate("validate", collection, junit_xml) as record:
+        result = validate(collection, out=out, settings=settings, quiet=quiet or fmt == "json", **options)
+        record(result.summary, result.out, result.exit_code)
     if fmt == "json":
         click.echo(json.dumps(result.summary, indent=2))
     else:
@@ -65,4 +73,27 @@ def validate_command(
         for warning in result.store_warnings:
             click.echo(f"warning: {warning}")
         click.echo(f"outputs: {result.out}")
+    return result.exit_code
+
+
+def _validate_all(
+    out: Path | None, settings: Settings, quiet: bool, fmt: str, junit_xml: Path | None, options: dict[str, Any]
+) -> int:
+    from milvusdiff.ci.gate import GateCase
+    from milvusdiff.ci.publish import publish
+    from milvusdiff.workflow.validate import runs_dir
+    from milvusdiff.workflow.validate_all import validate_all
+
+    def progress(number: int, total: int, case: GateCase) -> None:
+        if not quiet and fmt != "json":
+            click.echo(f"[{number}/{total}] {case.line}", err=True)
+
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = out if out is not None else runs_dir(settings) / f"all-{stamp}"
+    result = validate_all(target, settings=settings, progress=progress, **options)
+    publish("validate", result.cases, junit_xml=junit_xml)
+    if fmt == "json":
+        click.echo((result.out / "index.json").read_text(encoding="utf-8"))
+    else:
+        click.echo(f"{len(result.cases)} collections validated, exit code {result.exit_code}; index: {result.out}")
     return result.exit_code

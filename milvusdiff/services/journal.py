@@ -438,6 +438,18 @@ class Journal:
                 if collection is None or record["collection"] == collection:
                     yield record
 
+    def last_seq(self) -> int:
+        """The newest operation's sequence number (0 when there is none): a bookmark for `ops_since`."""
+        with self._txn() as txn, txn.cursor(db=self._ops) as cur:
+            return int.from_bytes(cur.key(), "big") if cur.last() else 0
+
+    def ops_since(self, seq: int) -> Iterator[dict[str, Any]]:
+        """The operations logged after `seq`, oldest first, without reading the older ones."""
+        with self._txn() as txn, txn.cursor(db=self._ops) as cur:
+            if cur.set_range(_seq_key(seq + 1)):
+                for _, raw in cur:
+                    yield json.loads(raw)
+
     def op(self, seq: int) -> dict[str, Any] | None:
         with self._txn() as txn:
             raw = txn.get(_seq_key(seq), db=self._ops)

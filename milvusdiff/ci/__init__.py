@@ -1,0 +1,1 @@
+"""CI integration: the pytest plugin, JUnit XML and GitHub step summaries, over one verdict line."""

@@ -1,0 +1,98 @@
+"""One verdict line per compared pair or validated collection, for the places a CI job reads.
+
+The pytest plugin's failure message, the JUnit testcase's failure message and the terminal line of
+`validate --all` all say the same thing in the same words, so they come from here: counts, verdicts,
+the first differing keys and where the full report is. Only the differing rows are read (the first few
+of diff.parquet), never the snapshots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FIRST_KEYS = 5
+_CLASSES = ("only_a", "only_b", "changed", "duplicate_a", "duplicate_b")
+
+
+@dataclass(frozen=True)
+class GateCase:
+    """The outcome of one compared pair or validated collection, as a CI system records it.
+
+    `exit_code` follows the command line: 0 the data agrees, 1 differences or store warnings,
+    2 trouble (the check could not be made). `line` is the one-line verdict; `details` the Markdown
+    report when there is one.
+    """
+
+    name: str
+    exit_code: int
+    line: str
+    details: str = ""
+    seconds: float = 0.0
+    report: Path | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0
+
+
+def first_keys(
+    diff_path: Path | None, keys: list[str], labels: Mapping[str, str], limit: int = FIRST_KEYS
+) -> list[str]:
+    """'key (class, verdict)' for the first `limit` rows of diff.parquet, reading one small batch."""
+    if diff_path is None or not diff_path.exists() or limit <= 0 or not keys:
+        return []
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(diff_path)
+    tags = [t for t in ("class", "verdict") if t in parquet.schema_arrow.names]
+    batch = next(parquet.iter_batches(batch_size=limit, columns=[*keys, *tags]), None)
+    if batch is None:
+        return []
+    out = []
+    for row in batch.to_pylist()[:limit]:
+        key = ",".join(str(row[k]) for k in keys)
+        named = [labels.get(str(row[t]), str(row[t])) for t in tags if row[t]]
+        out.append(f"{key} ({', '.join(named)})" if named else key)
+    return out
+
+
+def verdict_line(
+    name: str, summary: Mapping[str, Any], *, diff_path: Path | None = None, report: Path | None = None
+) -> str:
+    """`name: changed 2, only_a 1; verdicts: milvus wrong 3; first keys: 7 (changed, milvus wrong); report: ...`"""
+    if not summary.get("different") and not summary.get("store_warnings"):
+        return f"{name}: no differences ({summary.get('rows_a')} rows)"
+    counts = [f"{c} {summary[c]}" for c in _CLASSES if summary.get(c)]
+    parts = [", ".join(counts) if counts else "rows agree"]
+    labels = summary.get("verdict_labels") or {}
+    verdicts = summary.get("verdicts") or {}
+    named = [f"{labels.get(v, v)} {n}" for v, n in verdicts.items() if n]
+    if named:
+        parts.append("verdicts: " + ", ".join(named))
+    keys = first_keys(diff_path, list(summary.get("key") or []), labels)
+    if keys:
+        parts.append("first keys: " + "; ".join(keys))
+    warnings = summary.get("store_warnings") or []
+    if warnings:
+        parts.append(f"store warnings: {len(warnings)} ({warnings[0]})")
+    if report is not None:
+        parts.append(f"report: {report}")
+    return f"{name}: " + "; ".join(parts)
+
+
+def result_case(name: str, summary: Any, out: Path | None, exit_code: int, seconds: float) -> GateCase:
+    """The gate's view of one finished comparison (compare's or validate's output directory)."""
+    report = out / "report.md" if out is not None else None
+    diff = out / "diff.parquet" if out is not None else None
+    line = verdict_line(name, summary, diff_path=diff, report=report)
+    details = report.read_text(encoding="utf-8") if report is not None and report.exists() else line
+    return GateCase(name, exit_code, line, details, seconds, report)
+
+
+def trouble_case(name: str, message: str, seconds: float = 0.0) -> GateCase:
+    """The gate's view of a check that could not be made (exit code 2)."""
+    line = f"{name}: error: {message}"
+    return GateCase(name, 2, line, line, seconds)
