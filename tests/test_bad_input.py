@@ -478,7 +478,7 @@ def test_collection_and_field_names_reach_postgresql_quoted(settings: Settings, 
     client.delete(collection, ids=[2])
     client.close()
     assert collection in shadow_tables(settings.pg_conn, schema)
-    assert {"_collections", collection} <= shadow_tables(settings.pg_conn, schema)
+    assert {"$collections", collection} <= shadow_tables(settings.pg_conn, schema)
     summary = assert_validates_clean(settings, collection, tmp_path / "v")
     assert summary["rows_a"] == summary["rows_b"] == 2
 
@@ -507,7 +507,7 @@ def test_a_shadow_schema_name_with_quotes_and_semicolons(
         create_small_collection(client, "docs")
         client.insert("docs", rows([1, 2]))
         client.close()
-        assert shadow_tables(settings.pg_conn, odd) == {"_collections", "docs"}
+        assert shadow_tables(settings.pg_conn, odd) == {"$collections", "docs"}
         assert "public" in {r[0] for r in _pg(settings.pg_conn, "SELECT nspname FROM pg_namespace")}
         assert_validates_clean(settings, "docs", tmp_path / "v")
     finally:

@@ -36,8 +36,8 @@ from milvusdiff.client.outcome import outcome_unknown
 from milvusdiff.config import Settings, redact
 from milvusdiff.errors import InDoubtError, MilvusDiffError, SchemaError, SyncError, first_line
 from milvusdiff.services.journal import Journal
-from milvusdiff.services.milvus import key_in_filter, milvus_client_kwargs, unreachable
-from milvusdiff.services.pg import PendingWrite, ShadowStore, check_identifier
+from milvusdiff.services.milvus import hold_lite, key_in_filter, let_go_lite, milvus_client_kwargs, unreachable
+from milvusdiff.services.pg import PendingWrite, ShadowStore, check_collection_name, check_identifier
 from milvusdiff.services.pg_target import resolve_pg_conn
 from milvusdiff.types.canonical import canonical_json
 from milvusdiff.types.convert import rows_to_table
@@ -89,6 +89,7 @@ class ShadowClient(MilvusClient):
         self.settings = settings
         self.shadow = ShadowStore(resolve_pg_conn(settings), schema=pg_schema)
         self.journal = Journal(settings.journal_path)
+        self._lite = hold_lite(settings)
         self._specs: dict[str, CollectionSpec] = {}
         self._specs_lock = threading.Lock()
         log.info("ShadowClient: milvus=%s journal=%s", redact(settings.milvus_uri), settings.journal_path)
@@ -104,9 +105,12 @@ class ShadowClient(MilvusClient):
         )
 
     def close(self) -> None:
+        """Close the three stores; the last client of a Milvus Lite database frees it for other processes."""
         super().close()
         self.shadow.close()
         self.journal.close()
+        lite, self._lite = self._lite, None
+        let_go_lite(lite)
 
     # -- collections ---------------------------------------------------------------------------
 
@@ -139,7 +143,7 @@ class ShadowClient(MilvusClient):
         index_params: Any = None,
         **kwargs: Any,
     ) -> None:
-        check_identifier(collection_name, "collection name")
+        check_collection_name(collection_name)
         if schema is not None:
             planned = CollectionSpec.from_milvus(collection_name, schema)
             for field in planned.fields:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,38 @@ def milvus_client_kwargs(settings: Settings) -> dict[str, Any]:
     if settings.milvus_token:
         kwargs["token"] = settings.milvus_token
     return kwargs
+
+
+# Milvus Lite serves a database from inside the process that opened it, one server per absolute path shared by
+# every client of that path, and keeps the database's file lock after MilvusClient.close(): another process
+# (`milvusdiff validate` from a notebook, say) then cannot open it. The ShadowClients of a path count here, and
+# the last one to close stops the server (a later client of the path starts a new one).
+_LITE_HOLDERS: Counter[str] = Counter()
+_LITE_LOCK = threading.Lock()
+
+
+def hold_lite(settings: Settings) -> str | None:
+    """Count one more client of a Milvus Lite database; its absolute path (None for a server)."""
+    if not is_milvus_lite(settings.milvus_uri):
+        return None
+    path = os.path.abspath(Path(settings.milvus_uri).expanduser())
+    with _LITE_LOCK:
+        _LITE_HOLDERS[path] += 1
+    return path
+
+
+def let_go_lite(path: str | None) -> None:
+    """One client fewer; the last one frees the database (and its lock) for other processes."""
+    if path is None:
+        return
+    with _LITE_LOCK:
+        _LITE_HOLDERS[path] -= 1
+        if _LITE_HOLDERS[path] > 0:
+            return
+        del _LITE_HOLDERS[path]
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(path)
 
 
 def describe_target(settings: Settings) -> str:

@@ -42,7 +42,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SCHEMA = "milvusdiff"
 SCHEMA_ENV = "MILVUSDIFF_PG_SCHEMA"
-REGISTRY_TABLE = "_collections"
+# The registry shares the schema with the shadow tables, so its name must be one no collection can take: a
+# Milvus server allows only [A-Za-z_][A-Za-z0-9_]* ("$" never), and check_collection_name refuses it anyway
+# (Milvus Lite accepts more). Shadows made before it was renamed are migrated at open (_migrate_registry).
+REGISTRY_TABLE = "$collections"
+_OLD_REGISTRY_TABLE = "_collections"
 _PG_IDENTIFIER_BYTES = 63
 _CONNECT_TIMEOUT_S = 10
 _BOOTSTRAP_LOCK = 0x6D696C7675736466  # advisory lock key serialising schema/registry creation ("milvusdf")
@@ -72,6 +76,13 @@ def check_identifier(name: str, what: str) -> None:
         raise SchemaError(f"{what} {name!r} cannot be used as a PostgreSQL identifier")
     if len(name.encode("utf-8")) > _PG_IDENTIFIER_BYTES:
         raise SchemaError(f"{what} {name!r} is longer than PostgreSQL's {_PG_IDENTIFIER_BYTES}-byte identifier limit")
+
+
+def check_collection_name(name: str) -> None:
+    """A collection name the shadow can mirror: a PostgreSQL identifier that is not an internal table's."""
+    check_identifier(name, "collection name")
+    if name == REGISTRY_TABLE:
+        raise SchemaError(f"collection name {name!r} is reserved for milvusdiff's registry of shadow tables")
 
 
 def _outside_default() -> sql.Composed:
@@ -139,6 +150,7 @@ class ShadowStore:
                 # catalog): clients starting together take turns, the lock ends with this transaction.
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", [_BOOTSTRAP_LOCK])
                 conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+                self._migrate_registry(conn)
                 conn.execute(
                     sql.SQL("CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, spec jsonb NOT NULL)").format(
                         self._registry
@@ -148,6 +160,26 @@ class ShadowStore:
             with contextlib.suppress(Exception):
                 self._pool.close()
             raise ConfigError(f"cannot reach PostgreSQL at {redact(conninfo)}: {first_line(exc)}") from exc
+
+    def _migrate_registry(self, conn: psycopg.Connection[Any]) -> None:
+        """Rename a registry made under its old name, `_collections`, which a collection could also take.
+        Recognised by its exact two columns: a shadow table always has a `$partition` column as well."""
+        found = conn.execute(
+            "SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a"
+            " JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped"
+            " AND NOT EXISTS (SELECT 1 FROM pg_class c2 WHERE c2.relnamespace = n.oid AND c2.relname = %s)",
+            (self.schema, _OLD_REGISTRY_TABLE, REGISTRY_TABLE),
+        ).fetchone()
+        if found and found[0] == ["name", "spec"]:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                    sql.Identifier(self.schema, _OLD_REGISTRY_TABLE), sql.Identifier(REGISTRY_TABLE)
+                )
+            )
+            log.info(
+                "shadow registry of schema %r renamed from %r to %r", self.schema, _OLD_REGISTRY_TABLE, REGISTRY_TABLE
+            )
 
     def close(self) -> None:
         self._pool.close()
@@ -163,7 +195,7 @@ class ShadowStore:
     # -- DDL -----------------------------------------------------------------------------------
 
     def create_table(self, spec: CollectionSpec) -> None:
-        check_identifier(spec.name, "collection name")
+        check_collection_name(spec.name)
         for field in spec.fields:
             if field.name in (META_COLUMN, PARTITION_COLUMN):  # Milvus accepts a field named $partition
                 raise SchemaError(
