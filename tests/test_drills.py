@@ -67,7 +67,12 @@ def rows(keys: Sequence[int], tag: str) -> list[dict[str, Any]]:
 
 
 def open_client(settings: Settings) -> ShadowClient:
-    return ShadowClient.from_settings(settings)
+    """A new client, with the drill collection loaded when it exists: ShadowClient.close() lets go of a Milvus
+    Lite database, which a new client reopens with every collection released, as a new process would."""
+    client = ShadowClient.from_settings(settings)
+    if client.has_collection(COLLECTION):
+        client.load_collection(COLLECTION)
+    return client
 
 
 def create_drill_collection(settings: Settings) -> None:

@@ -11,17 +11,25 @@ the writer, and one file a user can copy. Databases inside the environment:
 - `keys`    collection + NUL + encoded key -> packed state (state, last seq, last op, digest, flags).
 - `meta`    the sequence counter and the spec of every collection seen.
 
+Beside the environment, `writers/` holds one lock file per process writing to the journal, flock'ed while
+that process has it open: an intent records its writer's file, and recovery asks the lock, which the kernel
+drops when the process dies, whether the writer still runs (a pid cannot say: in a container every writer
+is pid 1, and pids are reused).
+
 Keys are encoded with a type tag, so the string '42' and the integer 42 are different keys.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import json
 import os
 import struct
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,10 +67,11 @@ _NO_DIGEST = bytes(16)
 _INT_OFFSET = 1 << 63
 _SAMPLE_KEYS = 10
 _INITIAL_MAP_SIZE = 64 << 20
+WRITERS_DIR = "writers"
 
 # LMDB refuses a second handle on one environment in a process (its locks are per process), yet a
 # ShadowClient and an export or compare of the same journal may well share a process: they share it.
-_ENVS: dict[Path, list[Any]] = {}  # resolved path -> [environment, number of open Journals, _Gate]
+_ENVS: dict[Path, list[Any]] = {}  # resolved path -> [environment, number of open Journals, _Gate, _WriterLock|None]
 _ENVS_LOCK = threading.Lock()
 
 
@@ -116,7 +125,7 @@ def _open_env(path: Path, map_size: int, sync: bool) -> tuple[Any, _Gate]:
         entry = _ENVS.get(path.resolve())
         if entry is None:
             env = lmdb.open(str(path), map_size=map_size, max_dbs=4, sync=sync, metasync=sync)
-            entry = _ENVS[path.resolve()] = [env, 0, _Gate()]
+            entry = _ENVS[path.resolve()] = [env, 0, _Gate(), None]
         entry[1] += 1
         return entry[0], entry[2]
 
@@ -127,7 +136,64 @@ def _close_env(path: Path) -> None:
         entry[1] -= 1
         if entry[1] == 0:
             entry[0].close()
+            if entry[3] is not None:
+                entry[3].release()
             del _ENVS[path.resolve()]
+
+
+def _writer_of(path: Path, create: bool) -> str | None:
+    """This process's writer token for the journal at `path` (made, and its file locked, on first use)."""
+    with _ENVS_LOCK:
+        entry = _ENVS[path.resolve()]
+        if entry[3] is None and create:
+            entry[3] = _WriterLock(path / WRITERS_DIR)
+        return None if entry[3] is None else str(entry[3].token)
+
+
+class _WriterLock:
+    """A file in `writers/`, flock'ed (exclusive) for as long as this process has the journal open.
+
+    The kernel releases a flock when its process dies, however it dies (kill -9 included), so a probe that
+    can take the lock has found a dead writer. Tokens are random, so a new process never takes a dead one's.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(exist_ok=True)
+        while True:
+            token = uuid.uuid4().hex
+            path = directory / f"{token}.lock"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # A recovery that probed the file between its creation and our lock took it for a dead writer's
+            # and removed it: then start over with another, or our intents would look orphaned.
+            try:
+                kept = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                kept = False
+            if kept:
+                break
+            os.close(fd)
+        self.token, self.path, self._fd = token, path, fd
+
+    def release(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self._fd)
+
+
+def _writer_alive(directory: Path, token: str) -> bool:
+    """Whether another process still holds writer `token`'s lock (a missing file: it ended, or cleaned up)."""
+    try:
+        fd = os.open(directory / f"{token}.lock", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 Key = int | str
@@ -258,6 +324,7 @@ class Journal:
             "time": time.time(),
             "status": "pending",
             "pid": os.getpid(),
+            "writer": _writer_of(self.path, create=True),
         }
 
         def work(txn: Any) -> int:
@@ -369,17 +436,39 @@ class Journal:
         """Turn intents left pending by a process that died into IN_DOUBT: nothing is guessed.
 
         An intent whose writer is still alive (another client mid-write, while this process opens the
-        journal to export or compare) is left for that writer to settle.
+        journal to export or compare) is left for that writer to settle. Whether it is alive is asked of
+        its lock in `writers/` (intents recorded before writers had locks fall back to their pid).
         """
+        own = _writer_of(self.path, create=False)
+        directory = self.path / WRITERS_DIR
+        alive: dict[str, bool] = {}
+
+        def dead(record: dict[str, Any]) -> bool:
+            token = record.get("writer")
+            if not isinstance(token, str):
+                return not _process_alive(record.get("pid"))
+            if token not in alive:
+                alive[token] = token == own or _writer_alive(directory, token)
+            return not alive[token]
+
         with self._txn() as txn, txn.cursor(db=self._intents) as cur:
             pending = [
-                int.from_bytes(k, "big")
-                for k, _ in cur
-                if not _process_alive(json.loads(txn.get(k, default=b"{}", db=self._ops)).get("pid"))
+                int.from_bytes(k, "big") for k, _ in cur if dead(json.loads(txn.get(k, default=b"{}", db=self._ops)))
             ]
         for seq in pending:
             self._settle(seq, "in_doubt", "process ended before the write was settled (recovered at open)")
+        self._remove_dead_writers(own)
         return pending
+
+    def _remove_dead_writers(self, own: str | None) -> None:
+        """Lock files of writers that ended without closing the journal (killed): their intents are settled."""
+        directory = self.path / WRITERS_DIR
+        if not directory.is_dir():
+            return
+        for lock in directory.glob("*.lock"):
+            if lock.stem != own and not _writer_alive(directory, lock.stem):
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -493,7 +582,8 @@ def _state_batch(keys: list[bytes], values: list[bytes], key_name: str, key_type
 
 
 def _process_alive(pid: Any) -> bool:
-    """Whether the process that began a write still runs (records without a pid count as dead)."""
+    """Whether the process that began a write still runs (records without a pid count as dead). Only for
+    intents older than writer locks: under a PID namespace or after pid reuse it can say "alive" wrongly."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:

@@ -1,0 +1,143 @@
+"""Kill drills for recovery: a writer killed with SIGKILL while parked inside a real write.
+
+  f. the writer runs as PID 1 of its own PID namespace (as in a container), so its recorded pid is always
+     "alive" to a pid check: recovery must still find it dead (its writer lock is gone), turn its keys
+     IN_DOUBT, and `repair --from journal` (even with a validate run's --diff) must keep what Milvus holds.
+
+The writer parks itself right after Milvus applied the write and before PostgreSQL commits (a hook around the
+real `_call_milvus`), says so on stdout, and waits on stdin; the test kills it from outside at that point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pymilvus import MilvusClient
+from test_drills import (
+    COLLECTION,
+    MILVUSDIFF,
+    assert_clean,
+    create_drill_collection,
+    findings,
+    key_states,
+    release_lite,
+    store_env,
+)
+
+from milvusdiff.config import Settings
+from milvusdiff.services.journal import WRITERS_DIR, Journal
+
+CAN_UNSHARE = os.geteuid() == 0 and shutil.which("unshare") is not None
+needs_unshare = pytest.mark.skipif(not CAN_UNSHARE, reason="needs root and unshare(1) for a PID namespace")
+
+PARKED_WRITER = """
+import os, sys
+from milvusdiff.client.shadow import ShadowClient
+
+client = ShadowClient()
+real = client._call_milvus
+
+def ack_then_park(seq, pending, call):
+    result = real(seq, pending, call)
+    print("parked", os.getpid(), flush=True)
+    sys.stdin.read()  # until killed
+    return result
+
+client._call_milvus = ack_then_park
+keys = [int(k) for k in sys.argv[1].split(",")]
+client.upsert("drill", [{"id": k, "title": f"killed {k}", "emb": [float(k), 6.0, 0.5, -1.0]} for k in keys])
+print("survived the kill", flush=True)
+"""
+
+
+@pytest.fixture
+def drill(settings: Settings) -> Settings:
+    create_drill_collection(settings)
+    return settings
+
+
+def namespace_child(unshare_pid: int) -> int:
+    """The process unshare forked into the new PID namespace, by its pid outside it."""
+    children = Path(f"/proc/{unshare_pid}/task/{unshare_pid}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+def run_parked_and_kill(settings: Settings, code: str, argument: str) -> str:
+    """Start `code` as PID 1 of a new PID namespace, wait until it parks inside its write, SIGKILL it;
+    returns what it printed when it parked."""
+    release_lite(settings)
+    unshare = subprocess.Popen(
+        ["unshare", "-pf", "--mount-proc", sys.executable, "-c", code, argument],
+        env=store_env(settings),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert unshare.stdout is not None
+        parked = unshare.stdout.readline()
+        assert parked.startswith("parked"), parked + (unshare.stderr.read() if unshare.stderr else "")
+        os.kill(namespace_child(unshare.pid), signal.SIGKILL)
+        out, _ = unshare.communicate(timeout=60)
+    finally:
+        if unshare.poll() is None:
+            unshare.kill()
+            unshare.wait()
+    assert "survived" not in out
+    return parked
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    release_lite(settings)
+    return subprocess.run(
+        [str(MILVUSDIFF), *args], env=store_env(settings), capture_output=True, text=True, timeout=180
+    )
+
+
+def milvus_titles(settings: Settings, keys: list[int]) -> list[tuple[int, str]]:
+    milvus = MilvusClient(uri=settings.milvus_uri, token=settings.milvus_token or "")
+    try:
+        milvus.load_collection(COLLECTION)
+        held = milvus.query(COLLECTION, filter=f"id in {keys}", output_fields=["id", "title"])
+    finally:
+        milvus.close()
+    return sorted((r["id"], r["title"]) for r in held)
+
+
+@needs_unshare
+def test_writer_killed_as_pid_1_is_recovered_and_milvus_keeps_its_rows(drill: Settings, tmp_path: Path) -> None:
+    batch = [3, 4, 60, 61]
+    parked = run_parked_and_kill(drill, PARKED_WRITER, ",".join(map(str, batch)))
+    assert parked.split() == ["parked", "1"]  # it really was PID 1, which is always alive to a pid check
+
+    with Journal(drill.journal_path) as journal:
+        assert len(journal.recovered) == 1
+        op = journal.op(journal.recovered[0])
+        assert op is not None and op["status"] == "in_doubt" and op["pid"] == 1
+    assert key_states(drill, batch) == {k: ("IN_DOUBT", ()) for k in batch}
+    assert list((drill.journal_path / WRITERS_DIR).glob("*.lock")) == []  # the dead writer's lock file is gone
+
+    _, found = findings(drill, tmp_path / "v1")
+    assert found == {3: ("changed", "in_doubt"), 4: ("changed", "in_doubt")} | {
+        k: ("only_a", "in_doubt") for k in (60, 61)
+    }
+
+    # The operator's repair names the validate run: its differing keys must follow the journal (IN_DOUBT:
+    # Milvus holds the outcome), never PostgreSQL's old rows written back over Milvus.
+    done = cli(drill, "repair", "--collection", COLLECTION, "--from", "journal", "--diff", str(tmp_path / "v1"))
+    assert done.returncode == 0, done.stderr
+    done = cli(drill, "repair", "--collection", COLLECTION, "--from", "journal", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["keys_examined"] == 0  # nothing left unsettled
+    assert milvus_titles(drill, batch) == [(k, f"killed {k}") for k in batch]
+    assert key_states(drill, batch) == {k: ("EXISTS", ()) for k in batch}
+    assert_clean(drill, tmp_path / "v2")
