@@ -13,6 +13,10 @@ what a durable export (`--fsync`) pays on top: the disk's write time for the who
 fetch, its bytea vectors viewed as fixed_size_list<float>, written with pyarrow's ParquetWriter, and
 nothing else (no checksum, key census, manifest, or anything milvusdiff's own).
 
+A second table sets export variants against each other: without the `$digest` column against with it
+(the cost of hashing every row; goal: the digest must not halve the export, ratio >= 0.5), and
+`--buckets 64` against unbucketed, for Milvus Lite and PostgreSQL.
+
     python bench/bench_export.py                  # 100k x 128-dim rows
     python bench/bench_export.py --rows 20000 --repeat 1
     python bench/bench_export.py --keep   # prints the data directory it kept, DIR
@@ -191,14 +195,29 @@ def _output(out: str) -> str:
     return f"{out}-{os.getpid()}"
 
 
-def export(source: str, name: str, settings_args: list[str], out: str, batch: int, fsync: bool) -> int:
+def export(
+    source: str,
+    name: str,
+    settings_args: list[str],
+    out: str,
+    batch: int,
+    fsync: bool,
+    buckets: int | None = None,
+    digest: bool = True,
+) -> int:
     from milvusdiff.config import Settings
-    from milvusdiff.export import export_collection
+    from milvusdiff.export import api, export_collection
+    from milvusdiff.export.prepare import Preparer
+
+    if not digest:  # the export as it was before rows carried `$digest`: what hashing costs
+        api.Preparer = lambda spec, digest, buckets: Preparer(spec, digest=False, buckets=buckets)  # type: ignore[assignment,misc]
 
     lite, pg, journal, home = settings_args
     settings = Settings(lite, None, pg, Path(journal), Path(home))
     target = _output(out)  # a new output per run: replacing the previous one is not the export's cost
-    manifest = export_collection(name, source=source, out=target, settings=settings, batch_size=batch, fsync=fsync)
+    manifest = export_collection(
+        name, source=source, out=target, settings=settings, batch_size=batch, fsync=fsync, buckets=buckets
+    )
     return manifest.rows_written
 
 
@@ -274,6 +293,7 @@ def main() -> None:
     parser.add_argument("--pg-conn", default=os.environ.get("PG_CONN"), help="default: embedded PostgreSQL")
     parser.add_argument("--reuse", type=Path, help="work directory of an earlier --keep run with the same --rows")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (for --reuse)")
+    parser.add_argument("--variants-only", action="store_true", help="only the second table (export variants)")
     options = parser.parse_args()
     os.environ["MILVUSDIFF_PG_SCHEMA"] = PG_SCHEMA
     work = options.reuse or Path(tempfile.mkdtemp(prefix="bench-export-"))
@@ -318,8 +338,10 @@ def run(options: argparse.Namespace, work: Path) -> None:
     )
     settings = [lite, pg, journal, home]
 
-    def exported(source: str, name: str, fsync: bool = False) -> tuple[Any, ...]:
-        return ("export", source, name, settings, str(work / f"out-{source}-{name}"), batch, fsync)
+    def exported(
+        source: str, name: str, fsync: bool = False, buckets: int | None = None, digest: bool = True
+    ) -> tuple[Any, ...]:
+        return ("export", source, name, settings, str(work / f"out-{source}-{name}"), batch, fsync, buckets, digest)
 
     def floor(name: str) -> tuple[Any, ...]:
         return ("floor_pg", pg, name, str(work / f"floor-{name}.parquet"), dim)
@@ -341,13 +363,38 @@ def run(options: argparse.Namespace, work: Path) -> None:
         f"{'source':<9}{'rows':>9}{'raw rows/s':>13}{'export rows/s':>15}{'ratio':>7}{'goal':>7}"
         f"{'raw peak MB':>13}{'export peak MB':>16}"
     )
-    for label, n, raw_args, export_args, goal in cases:
+    for label, n, raw_args, export_args, goal in [] if options.variants_only else cases:
         result = paired(options.repeat, raw_args, export_args)
         assert result["rows"] == {n}, result
         goal_text = f">={goal}" if goal else "-"
         print(
             f"{label:<9}{n:>9,}{n / result['raw']['seconds']:>13,.0f}{n / result['export']['seconds']:>15,.0f}"
             f"{result['ratio']:>7.2f}{goal_text:>7}{result['raw_peak']:>13.0f}{result['export_peak']:>16.0f}"
+        )
+    big_name = f"{COLLECTION}_big"
+    variants = [
+        ("milvus", "$digest", rows, exported("milvus", COLLECTION, digest=False), exported("milvus", COLLECTION), 0.5),
+        ("pg", "$digest", big, exported("pg", big_name, digest=False), exported("pg", big_name), 0.5),
+        (
+            "milvus",
+            "buckets 64",
+            rows,
+            exported("milvus", COLLECTION),
+            exported("milvus", COLLECTION, buckets=64),
+            None,
+        ),
+        ("pg", "buckets 64", big, exported("pg", big_name), exported("pg", big_name, buckets=64), 0),
+    ]
+    print(f"\n{'source':<9}{'variant':<12}{'rows':>9}{'base rows/s':>13}{'variant rows/s':>16}{'ratio':>7}{'goal':>7}")
+    print(f"{'':<21}(base: the export without the variant; ratio = base time / variant time)")
+    for label, variant, n, base_args, variant_args, goal in variants:
+        result = paired(options.repeat, base_args, variant_args)
+        assert result["rows"] == {n}, result
+        goal_text = f">={goal}" if goal else "-"
+        print(
+            f"{label:<9}{variant:<12}{n:>9,}{n / result['raw']['seconds']:>13,.0f}"
+            f"{n / result['export']['seconds']:>16,.0f}{result['ratio']:>7.2f}{goal_text:>7}"
+            f"   peak MB {result['raw_peak']:.0f} -> {result['export_peak']:.0f}"
         )
 
 

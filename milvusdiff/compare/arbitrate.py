@@ -23,7 +23,7 @@ from milvusdiff.compare.summary import VERDICTS
 from milvusdiff.compare.tally import Tally
 from milvusdiff.errors import CompareError
 from milvusdiff.types.digest import row_digests
-from milvusdiff.types.spec import CollectionSpec
+from milvusdiff.types.spec import DIGEST_COLUMN, CollectionSpec
 
 
 def _spec(side: Side, other: Side) -> CollectionSpec:
@@ -44,9 +44,11 @@ def _collection(side: Side, other: Side) -> str | None:
 
 
 def _side_digests(side: Side, names: list[str], keys: pa.Table, spec: CollectionSpec) -> pa.Table:
-    """Key columns + `digest_<side>` for the given keys, each held exactly once on this side."""
-    rows = fetch_rows(side.file_list, names, keys)
-    digests = row_digests(rows, spec).cast(DIGEST)
+    """Key columns + `digest_<side>` for the given keys, each held exactly once on this side: the
+    snapshot's own `$digest` when it has one (computed at export from the same rows), else computed here."""
+    stored = DIGEST_COLUMN in side.schema.names
+    rows = fetch_rows(side.file_list, names, keys, columns=[*names, DIGEST_COLUMN] if stored else None)
+    digests = (rows.column(DIGEST_COLUMN).combine_chunks() if stored else row_digests(rows, spec)).cast(DIGEST)
     key_columns = rows.select(names).rename_columns(keys.column_names).cast(keys.schema)
     return key_columns.append_column(f"digest_{side.label}", digests)
 

@@ -35,8 +35,8 @@ def select_keys(table: pa.Table, names: list[str], keys: pa.Table) -> pa.Table:
     return table.take(hits.combine_chunks().sort())
 
 
-def fetch_rows(files: list[str], names: list[str], keys: pa.Table) -> pa.Table:
-    """Rows of the Parquet files whose key columns `names` match a row of `keys`, all columns."""
+def fetch_rows(files: list[str], names: list[str], keys: pa.Table, columns: list[str] | None = None) -> pa.Table:
+    """Rows of the Parquet files whose key columns `names` match a row of `keys`: `columns` (default all)."""
     dataset = ds.dataset(files, format="parquet")
-    table = dataset.to_table(filter=key_filter(dataset, names, keys))
+    table = dataset.to_table(columns=columns, filter=key_filter(dataset, names, keys))
     return select_keys(table, names, keys)

@@ -19,10 +19,13 @@ from milvusdiff.config import Settings
 from milvusdiff.errors import SnapshotError
 from milvusdiff.export.manifest import FileEntry, KeyStats, Manifest, store_warnings
 from milvusdiff.export.pipeline import run_producers
+from milvusdiff.export.prepare import Preparer, prepared
 from milvusdiff.export.progress import progress
 from milvusdiff.export.sources import SOURCES, Reading, ReadOptions, open_source
 from milvusdiff.export.staging import Staging, check_destination
 from milvusdiff.export.writer import DEFAULT_ROWS_PER_PART, SnapshotWriter
+from milvusdiff.types.buckets import HASH_NAME, MAX_BUCKETS
+from milvusdiff.types.spec import DIGEST_COLUMN
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ def export_collection(
     rows_per_part: int = DEFAULT_ROWS_PER_PART,
     overwrite: bool = False,
     fsync: bool = False,
+    buckets: int | None = None,
 ) -> Manifest:
     """Export `collection` from `source` ("milvus", "pg", "journal" or "all") to `out`.
 
@@ -52,14 +56,20 @@ def export_collection(
     Disagreements between the rows read and the store's own counts are in `manifest.warnings`
     (and logged); they never stop the export and rows are never deduplicated. `fsync` makes the
     snapshot durable before it is published (see staging for what that costs and what it guards).
+    `buckets` lays the rows out in that many buckets of the primary key (types/buckets.py), so that
+    compare can skip the buckets two snapshots agree on; it needs a directory.
     """
     if source not in (*SOURCES, "all"):
         raise SnapshotError(f"unknown source {source!r}: choose one of {', '.join((*SOURCES, 'all'))}")
     if batch_size < 1 or parallel < 1 or rows_per_part < 1:
         raise SnapshotError("batch_size, parallel and rows_per_part must be positive")
+    if buckets is not None and not 1 <= buckets <= MAX_BUCKETS:
+        raise SnapshotError(f"buckets must be between 1 and {MAX_BUCKETS}, got {buckets}")
     options = ReadOptions(batch_size=batch_size, flush=flush, parallel=parallel)
-    job = _Job(collection, settings or Settings.resolve(), options, quiet, rows_per_part, fsync)
+    job = _Job(collection, settings or Settings.resolve(), options, quiet, rows_per_part, fsync, buckets)
     out = Path(out)
+    if buckets and out.suffix == ".parquet":
+        raise SnapshotError("a bucketed snapshot is a directory (part files per bucket): give --out a directory")
     if source == "all":
         return _export_all(job, out, overwrite)
     if source == "journal" and out.suffix == ".parquet":
@@ -76,30 +86,37 @@ class _Job:
     quiet: bool
     rows_per_part: int
     fsync: bool
+    buckets: int | None
 
 
 def _export_one(job: _Job, kind: str, out: Path, overwrite: bool) -> Manifest:
     started = time.perf_counter()
     with open_source(kind, job.collection, job.settings, job.options) as reading:
+        preparer = Preparer(reading.spec, digest=kind != "journal", buckets=job.buckets)
         writer = SnapshotWriter(
             out,
-            reading.schema,
+            preparer.schema(reading.schema),
             reading.spec.primary.name,
             rows_per_part=job.rows_per_part,
             overwrite=overwrite,
             durable=job.fsync,
+            buckets=job.buckets,
         )
         try:
-            producers = reading.producers()
+            producers = prepared(reading.producers(), preparer)
             depth = _QUEUE_DEPTH_PER_READER * len(producers)
             with progress(f"{kind} {job.collection}", lambda: reading.expected_rows, quiet=job.quiet) as advance:
-                for table in run_producers(producers, depth=depth):
-                    writer.write(table)
-                    advance(table.num_rows)
+                for batch in run_producers(producers, depth=depth):
+                    writer.write(batch)
+                    advance(batch.table.num_rows)
             for extra in reading.extra_files():
                 writer.write_extra(extra.name, extra.schema, extra.batches)
             files, keys = writer.close_data()
             manifest = _manifest(reading, job, writer.rows, files, keys)
+            manifest.digest_column = DIGEST_COLUMN if preparer.digest else None
+            if job.buckets:
+                manifest.buckets, manifest.bucket_hash = job.buckets, HASH_NAME
+                manifest.bucket_stats = writer.bucket_stats(with_partition=reading.with_partition)
             manifest.elapsed_seconds = round(time.perf_counter() - started, 3)
             writer.publish(manifest)
         except BaseException:

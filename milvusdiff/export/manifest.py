@@ -23,6 +23,17 @@ class FileEntry:
     rows: int
     bytes: int | None  # None (like sha256) inside a single-file snapshot: a file cannot describe its own bytes
     sha256: str | None
+    bucket: int | None = None  # bucketed snapshots: the bucket every row of this file belongs to
+
+
+@dataclass(frozen=True)
+class BucketStats:
+    """One bucket of a bucketed snapshot (types/buckets.py defines the bucket and both sums)."""
+
+    bucket: int
+    rows: int
+    digest_sum: str
+    placement_sum: str | None = None  # snapshots with a `$partition` column only
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,10 @@ class Manifest:
     created_at: str = ""
     milvusdiff_version: str = ""
     children: dict[str, Manifest] = field(default_factory=dict)
+    digest_column: str | None = None  # "$digest" when every row carries its row digest
+    buckets: int | None = None  # bucketed layout: rows in bucket(primary key) of N, see types/buckets.py
+    bucket_hash: str | None = None
+    bucket_stats: list[BucketStats] = field(default_factory=list)
 
     @property
     def consistent(self) -> bool:

@@ -20,10 +20,20 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from milvusdiff.export.bucketed import BucketFiles
 from milvusdiff.export.census import KeyCensus
 from milvusdiff.export.checksum import TailHasher
-from milvusdiff.export.manifest import MANIFEST_METADATA_KEY, MANIFEST_NAME, FileEntry, KeyStats, Manifest
+from milvusdiff.export.manifest import (
+    MANIFEST_METADATA_KEY,
+    MANIFEST_NAME,
+    BucketStats,
+    FileEntry,
+    KeyStats,
+    Manifest,
+)
+from milvusdiff.export.prepare import Batch
 from milvusdiff.export.staging import Staging, fsync_path
+from milvusdiff.types.buckets import DigestSums
 from milvusdiff.types.typemap import TYPE_METADATA_KEY, VECTOR_TYPES
 
 DEFAULT_ROWS_PER_PART = 1_000_000
@@ -83,7 +93,11 @@ class _Part:
 
 
 class SnapshotWriter:
-    """Streams tables into a staged snapshot; `publish(manifest)` completes it, `discard()` removes it."""
+    """Streams batches into a staged snapshot; `publish(manifest)` completes it, `discard()` removes it.
+
+    With `buckets`, every batch arrives split by bucket (export/prepare.py) and goes to that bucket's
+    own part files (export/bucketed.py); a single-file snapshot cannot hold buckets.
+    """
 
     def __init__(
         self,
@@ -94,8 +108,10 @@ class SnapshotWriter:
         rows_per_part: int = DEFAULT_ROWS_PER_PART,
         overwrite: bool = False,
         durable: bool = False,
+        buckets: int | None = None,
     ) -> None:
         self.single_file = out.suffix == ".parquet"
+        assert not (buckets and self.single_file), "a bucketed snapshot is a directory"
         self.schema = schema
         self._key = key
         self._rows_per_part = rows_per_part
@@ -103,7 +119,13 @@ class SnapshotWriter:
         self._census = KeyCensus(self._staging.scratch, schema.field(key))
         self._files: list[FileEntry] = []
         self.rows = 0
-        self._part: _Part | None = self._open_part()
+        self.sums = DigestSums(buckets) if buckets else None
+        self.placement = DigestSums(buckets) if buckets else None
+        self._buckets = BucketFiles(buckets, self._bucket_part, rows_per_part=rows_per_part) if buckets else None
+        self._part: _Part | None = None if buckets else self._open_part()
+
+    def _bucket_part(self, name: str) -> _Part:
+        return _Part(self._staging.path / name, self.schema, hashed=True, durable=self._staging.durable)
 
     def _open_part(self) -> _Part:
         if self.single_file:
@@ -111,14 +133,31 @@ class SnapshotWriter:
         path = self._staging.path / f"part-{len(self._files):05d}.parquet"
         return _Part(path, self.schema, hashed=True, durable=self._staging.durable)
 
-    def write(self, table: pa.Table) -> None:
+    def write(self, batch: Batch) -> None:
+        table = batch.table
+        self._census.add(table.column(self._key))
+        self.rows += table.num_rows
+        if self._buckets is not None:
+            assert batch.parts is not None and batch.rows is not None and batch.digest_limbs is not None
+            assert self.sums is not None and self.placement is not None
+            self._buckets.add(batch.parts)
+            self.sums.add(batch.rows, batch.digest_limbs)
+            if batch.placement_limbs is not None:
+                self.placement.add(batch.rows, batch.placement_limbs)
+            return
         assert self._part is not None, "the data files are already closed"
         if not self.single_file and self._part.rows >= self._rows_per_part:
             self._files.append(self._part.close())
             self._part = self._open_part()
         self._part.write(table)
-        self._census.add(table.column(self._key))
-        self.rows += table.num_rows
+
+    def bucket_stats(self, *, with_partition: bool) -> list[BucketStats]:
+        """Per bucket: rows, digest sum and (with `$partition`) placement sum; empty when not bucketed."""
+        if self.sums is None or self.placement is None:
+            return []
+        placement = self.placement.hex() if with_partition else [None] * len(self.sums.rows)
+        stats = zip(self.sums.rows, self.sums.hex(), placement, strict=True)
+        return [BucketStats(bucket, int(rows), total, moved) for bucket, (rows, total, moved) in enumerate(stats)]
 
     def write_extra(self, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:
         """A second kind of file beside the parts (the journal's oplog.parquet); directory snapshots only."""
@@ -129,6 +168,10 @@ class SnapshotWriter:
 
     def close_data(self) -> tuple[list[FileEntry], KeyStats]:
         """Finish the data (the single file stays open for its footer) and count the keys written."""
+        if self._buckets is not None:
+            files = sorted([*self._files, *self._buckets.close()], key=lambda f: f.name)
+            self._buckets = None
+            return files, self._census.count()
         assert self._part is not None, "the data files are already closed"
         if self.single_file:
             files = [FileEntry(self._staging.out.name, self._part.rows, None, None)]
@@ -157,6 +200,9 @@ class SnapshotWriter:
     def discard(self) -> None:
         """Drop everything written so far; the destination is left as it was."""
         self._census.abandon()
+        if self._buckets is not None:
+            self._buckets.abandon()
+            self._buckets = None
         if self._part is not None:
             self._part.abandon()
             self._part = None

@@ -100,8 +100,18 @@ def row_digests(table: pa.Table, spec: CollectionSpec) -> pa.FixedSizeBinaryArra
             column = column.fill_null("{}")
         parts.append(rule(field).canonical_bytes(column, field))
     lengths, data = concat_row_bytes(parts)
+    return md5_blobs(lengths, data)
+
+
+def md5_blobs(lengths: np.ndarray, data: np.ndarray) -> pa.FixedSizeBinaryArray:
+    """The md5 of each of `len(lengths)` byte strings laid end to end in `data`."""
     offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
-    blobs = pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    return md5_of(pa.Array.from_buffers(pa.large_binary(), len(lengths), buffers))
+
+
+def md5_of(blobs: pa.Array) -> pa.FixedSizeBinaryArray:
+    """The md5 of every value of a binary array, hashed by DuckDB in one query (a null hashes to null)."""
     con = _cursor()
     try:
         con.register("frame", pa.table({"b": blobs}))

@@ -18,6 +18,8 @@ from milvusdiff.errors import SchemaError
 
 META_COLUMN = "$meta"
 PARTITION_COLUMN = "$partition"
+# Milvus and PostgreSQL snapshot rows carry their row digest (types/digest.py) here; compare never treats it as data.
+DIGEST_COLUMN = "$digest"
 DEFAULT_PARTITION = "_default"
 
 

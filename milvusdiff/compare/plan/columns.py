@@ -9,12 +9,14 @@ from milvusdiff.compare.options import CompareOptions
 from milvusdiff.compare.plan.kinds import family, is_vector, kind_of
 from milvusdiff.compare.plan.model import Column, KeyColumn, Plan
 from milvusdiff.errors import CompareError
+from milvusdiff.types.spec import DIGEST_COLUMN
 
 
 def build_columns(side_a: Side, side_b: Side, keys: tuple[KeyColumn, ...], options: CompareOptions) -> Plan:
     rename = options.rename
-    names_a = [n for n in side_a.schema.names if n not in {k.name for k in keys}]
-    names_b = [n for n in side_b.schema.names if n not in {k.b_name for k in keys}]
+    # `$digest` describes a row, it is not part of it: never a compared column (staged compare uses it)
+    names_a = [n for n in side_a.schema.names if n not in {k.name for k in keys} and n != DIGEST_COLUMN]
+    names_b = [n for n in side_b.schema.names if n not in {k.b_name for k in keys} and n != DIGEST_COLUMN]
     _check_named(options, names_a, names_b)
     wanted = set(options.columns) if options.columns else None
     ignored = set(options.ignore)
