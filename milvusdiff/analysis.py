@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from milvusdiff.compare.finish import METRICS, metric_col
 from milvusdiff.compare.plan import a_col, b_col
 from milvusdiff.compare.sample import CLASSES
+from milvusdiff.compare.summary import SUMMARY_FILE, Summary
 from milvusdiff.compare.values import fmt
 from milvusdiff.errors import ConfigError
 
@@ -50,22 +51,21 @@ class DiffRun:
     """One output directory: its summary and a lazy scan of its diff."""
 
     directory: Path
-    summary: dict[str, Any]
+    summary: Summary
     diff: pl.LazyFrame
 
     @property
     def key(self) -> list[str]:
-        return list(self.summary["key"])
+        return list(self.summary.key)
 
     @property
     def sides(self) -> tuple[str, str]:
         """The store names of A and B ('milvus', 'pg' after validate; 'A', 'B' for foreign inputs)."""
-        sides = self.summary["sides"]
-        return sides["a"], sides["b"]
+        return self.summary.sides.a, self.summary.sides.b
 
     @property
     def different(self) -> bool:
-        return bool(self.summary["different"])
+        return self.summary.different
 
     @property
     def journal(self) -> Path | None:
@@ -107,8 +107,7 @@ def resolve_diff_dir(parameter: str | Path | None = None) -> Path:
 def load_diff(directory: str | Path) -> DiffRun:
     """summary.json parsed, diff.parquet scanned lazily (nothing is read until a query collects)."""
     path = Path(directory)
-    summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    return DiffRun(path, summary, pl.scan_parquet(path / "diff.parquet"))
+    return DiffRun(path, Summary.read(path / SUMMARY_FILE), pl.scan_parquet(path / "diff.parquet"))
 
 
 def figures_dir(run: DiffRun, override: str | Path | None = None) -> Path:
@@ -122,9 +121,9 @@ def figures_dir(run: DiffRun, override: str | Path | None = None) -> Path:
     return path
 
 
-def class_labels(summary: dict[str, Any]) -> dict[str, str]:
+def class_labels(summary: Summary) -> dict[str, str]:
     """Diff classes in the stores' own names: 'only in milvus' reads better than 'only_a'."""
-    a, b = summary["sides"]["a"], summary["sides"]["b"]
+    a, b = summary.sides.a, summary.sides.b
     return {
         "only_a": f"only in {a}",
         "only_b": f"only in {b}",
@@ -134,9 +133,9 @@ def class_labels(summary: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def counts_table(summary: dict[str, Any]) -> pl.DataFrame:
+def counts_table(summary: Summary) -> pl.DataFrame:
     """Rows per side and keys per class, as the summary counts them (`unchanged` null when unknown)."""
-    a, b = summary["sides"]["a"], summary["sides"]["b"]
+    a, b = summary.sides.a, summary.sides.b
     labels = class_labels(summary)
     items = [("rows_a", f"rows in {a}"), ("rows_b", f"rows in {b}")]
     items += [(name, labels[name]) for name in CLASSES]
@@ -145,18 +144,18 @@ def counts_table(summary: dict[str, Any]) -> pl.DataFrame:
         {
             "count": [name for name, _ in items],
             "meaning": [meaning for _, meaning in items],
-            "value": [summary[name] for name, _ in items],
+            "value": [getattr(summary, name) for name, _ in items],
         },
         schema={"count": pl.String, "meaning": pl.String, "value": pl.Int64},
     )
 
 
-def mismatches_per_column(summary: dict[str, Any]) -> pl.DataFrame:
+def mismatches_per_column(summary: Summary) -> pl.DataFrame:
     """Columns with at least one mismatch, most first (kind and largest deviation alongside)."""
     rows = [
-        {"column": name, "kind": info["kind"], "mismatches": info["mismatches"], "max_deviation": info["max_deviation"]}
-        for name, info in summary["columns"].items()
-        if info["mismatches"]
+        {"column": name, "kind": info.kind, "mismatches": info.mismatches, "max_deviation": info.max_deviation}
+        for name, info in summary.columns.items()
+        if info.mismatches
     ]
     schema = {"column": pl.String, "kind": pl.String, "mismatches": pl.Int64, "max_deviation": pl.Float64}
     return pl.DataFrame(rows, schema=schema).sort(["mismatches", "column"], descending=[True, False])
@@ -184,12 +183,12 @@ def deviations(diff: pl.LazyFrame | pl.DataFrame, column: str) -> np.ndarray:
     return values.to_numpy()
 
 
-def verdict_counts(summary: dict[str, Any]) -> pl.DataFrame | None:
+def verdict_counts(summary: Summary) -> pl.DataFrame | None:
     """Keys per journal verdict, worded with the store names ('pg wrong'); None when there was no journal."""
-    verdicts = summary.get("verdicts")
+    verdicts = summary.verdicts
     if verdicts is None:
         return None
-    labels = summary["verdict_labels"]
+    labels = summary.verdict_labels
     return pl.DataFrame(
         {"verdict": list(verdicts), "label": [labels[v] for v in verdicts], "keys": list(verdicts.values())},
         schema={"verdict": pl.String, "label": pl.String, "keys": pl.Int64},
@@ -253,7 +252,7 @@ def keys_with_operations(directory: str | Path) -> pl.DataFrame | None:
         params["oplog"] = str(oplog)
     with duckdb.connect() as con:
         frame = con.sql(query, params=params).pl()
-    labels = run.summary.get("verdict_labels", {})
+    labels = run.summary.verdict_labels
     frame = frame.with_columns(pl.col("verdict").replace_strict(labels, default=pl.col("verdict")))
     return _utc_time(frame, "time")
 
@@ -298,7 +297,7 @@ def side_by_side(run: DiffRun, limit: int = 5) -> pl.DataFrame:
                     a: fmt(row[a_col(column)]),
                     b: fmt(row[b_col(column)]),
                     "max_abs": deviation,
-                    "verdict": run.summary["verdict_labels"].get(row["verdict"]) if row["verdict"] else None,
+                    "verdict": run.summary.verdict_labels.get(row["verdict"]) if row["verdict"] else None,
                 }
             )
     schema = {"key": pl.String, "column": pl.String, a: pl.String, b: pl.String}

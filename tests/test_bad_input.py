@@ -28,6 +28,7 @@ from pymilvus.exceptions import MilvusException
 
 from milvusdiff.cli.main import main
 from milvusdiff.client.shadow import ShadowClient
+from milvusdiff.compare.summary import Summary
 from milvusdiff.config import Settings
 from milvusdiff.errors import FilterConversionError, SchemaError
 from milvusdiff.export import export_collection
@@ -384,7 +385,7 @@ def rows(keys: list[Any], *, key: str = "id", text: str = "title") -> list[dict[
     return [{key: k, text: f"row {k}", "emb": [float(i), 1.0, 0.0, 0.0]} for i, k in enumerate(keys)]
 
 
-def assert_validates_clean(settings: Settings, collection: str, out: Path) -> dict[str, Any]:
+def assert_validates_clean(settings: Settings, collection: str, out: Path) -> Summary:
     result = validate(collection, out=out, settings=settings)
     assert result.exit_code == 0, result.summary
     return result.summary
@@ -449,7 +450,7 @@ def test_text_keys_that_look_like_integers_and_unicode_keys(settings: Settings, 
     result = validate("texts", out=tmp_path / "v", settings=settings)
     found = {row["pk"]: row["verdict"] for row in pq.read_table(result.out / "diff.parquet").to_pylist()}
     assert found == {"42": "b_wrong"}  # exactly '42': not '042', '42.0', ' 42' or '٤٢'
-    assert result.summary["rows_a"] == result.summary["rows_b"] == len(keys) - 2
+    assert result.summary.rows_a == result.summary.rows_b == len(keys) - 2
 
 
 ODD_NAMES = {
@@ -480,7 +481,7 @@ def test_collection_and_field_names_reach_postgresql_quoted(settings: Settings, 
     assert collection in shadow_tables(settings.pg_conn, schema)
     assert {"$collections", collection} <= shadow_tables(settings.pg_conn, schema)
     summary = assert_validates_clean(settings, collection, tmp_path / "v")
-    assert summary["rows_a"] == summary["rows_b"] == 2
+    assert summary.rows_a == summary.rows_b == 2
 
 
 def test_names_postgresql_would_truncate_are_refused_before_milvus(settings: Settings) -> None:
@@ -546,7 +547,7 @@ def test_filters_with_injection_attempts(
     assert [(op["keys_sample"], op["status"]) for op in deletes] == [([4], "committed")]
     client.close()
     summary = assert_validates_clean(settings, "inj", tmp_path / "v")
-    assert summary["rows_a"] == summary["rows_b"] == 3
+    assert summary.rows_a == summary.rows_b == 3
 
     from milvusdiff.filters import to_postgres
 
@@ -591,4 +592,4 @@ def test_a_delete_filter_matching_more_keys_than_one_query_returns(settings: Set
     client.close()
     assert sorted(k for k, s in states.items() if s.state == "EXISTS") == list(range(kept))
     summary = assert_validates_clean(settings, "big", tmp_path / "v")
-    assert summary["rows_a"] == summary["rows_b"] == kept
+    assert summary.rows_a == summary.rows_b == kept

@@ -62,7 +62,7 @@ def test_verdict_per_case_from_journal_snapshot(snapshots: dict, tmp_path: Path,
     unknown = {k for k, v in verdicts.items() if k not in cases}
     assert unknown and all(verdicts[k] == "unknown" for k in unknown)  # no journal record
     assert BIG_KEY in unknown
-    counts = result.summary["verdicts"]
+    counts = result.summary.verdicts
     assert counts == {
         "a_wrong": 4,
         "b_wrong": 4,
@@ -74,8 +74,8 @@ def test_verdict_per_case_from_journal_snapshot(snapshots: dict, tmp_path: Path,
 
 def test_reports_name_the_stores(snapshots: dict, tmp_path: Path) -> None:
     result = compare(snapshots["a"], snapshots["b"], journal=snapshots["journal"], out=tmp_path / "o")
-    assert result.summary["verdict_labels"]["a_wrong"] == "milvus wrong"
-    assert result.summary["verdict_labels"]["b_wrong"] == "pg wrong"
+    assert result.summary.verdict_labels["a_wrong"] == "milvus wrong"
+    assert result.summary.verdict_labels["b_wrong"] == "pg wrong"
     report = (tmp_path / "o" / "report.md").read_text()
     assert "| milvus wrong | 4 |" in report and "| pg wrong | 4 |" in report
     sample_line = next(line for line in report.splitlines() if line.startswith("| 21 | changed |"))

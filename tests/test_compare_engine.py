@@ -21,7 +21,7 @@ from test_compare_truth import (
     write_snapshot,
 )
 
-from milvusdiff.compare import CompareResult, compare
+from milvusdiff.compare import CompareResult, Tolerance, compare
 
 ENGINES = ["duckdb", "polars"]
 COUNTS = ("only_a", "only_b", "changed", "duplicate_a", "duplicate_b")
@@ -35,7 +35,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Truth]:
 def diff_rows(result: CompareResult) -> dict[Any, dict[str, Any]]:
     assert result.diff_path is not None
     rows = pq.read_table(result.diff_path).to_pylist()
-    keys = result.summary["key"]
+    keys = result.summary.key
     return {tuple(r[k] for k in keys) if len(keys) > 1 else r[keys[0]]: r for r in rows}
 
 
@@ -57,16 +57,16 @@ def test_counts_classes_and_changed_columns_match_ground_truth(
     a, b, truth = pair
     result = compare(a, b, engine=engine, out=tmp_path / "out")
     summary = result.summary
-    assert (summary["rows_a"], summary["rows_b"]) == (truth.rows_a, truth.rows_b)
-    assert {name: summary[name] for name in COUNTS} == {name: truth.count(name) for name in COUNTS}
-    assert summary["unchanged"] == truth.unchanged
-    assert summary["different"] and result.exit_code == 1 and not summary["lower_bound"]
+    assert (summary.rows_a, summary.rows_b) == (truth.rows_a, truth.rows_b)
+    assert {name: getattr(summary, name) for name in COUNTS} == {name: truth.count(name) for name in COUNTS}
+    assert summary.unchanged == truth.unchanged
+    assert summary.different and result.exit_code == 1 and not summary.lower_bound
     rows = diff_rows(result)
     assert {k: r["class"] for k, r in rows.items()} == truth.classes
     assert {k: r["changed_columns"] for k, r in rows.items() if r["class"] == "changed"} == truth.changed_columns
     for key in REORDERED_JSON_KEYS:
         assert key not in rows
-    per_column = {name: info["mismatches"] for name, info in summary["columns"].items()}
+    per_column = {name: info.mismatches for name, info in summary.columns.items()}
     expected = {name: 0 for name in per_column}
     for columns in truth.changed_columns.values():
         for name in columns:
@@ -125,9 +125,9 @@ def test_per_column_tolerance_and_ignore(pair: tuple[Path, Path, Truth], tmp_pat
     assert 22 not in rows  # d within its own tolerance
     assert 20 not in rows and BIG_KEY not in rows and ULP_KEY not in rows
     assert 25 not in rows  # title only
-    assert result.summary["columns_ignored"] == ["title", "vec"]
-    assert result.summary["tolerances"]["per_column"] == {"d": {"atol": 2e9, "rtol": 0.0}}
-    assert result.summary["changed"] == truth.count("changed") - 5
+    assert result.summary.columns_ignored == ["title", "vec"]
+    assert result.summary.tolerances.per_column == {"d": Tolerance(2e9, 0.0)}
+    assert result.summary.changed == truth.count("changed") - 5
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -136,8 +136,8 @@ def test_columns_restricts_the_comparison(pair: tuple[Path, Path, Truth], tmp_pa
     result = compare(a, b, engine=engine, columns=["title", "vec"], out=tmp_path / "out")
     changed = {k for k, r in diff_rows(result).items() if r["class"] == "changed"}
     assert changed == {k for k, cols in truth.changed_columns.items() if cols[0] in ("title", "vec")}
-    assert list(result.summary["columns"]) == ["title", "vec"]
-    assert result.summary["only_a"] == truth.count("only_a")
+    assert list(result.summary.columns) == ["title", "vec"]
+    assert result.summary.only_a == truth.count("only_a")
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -155,8 +155,8 @@ def test_identical_snapshots_exit_zero(tmp_path: Path, engine: str) -> None:
     left = write_snapshot(deduplicated, tmp_path / "left", "milvus")
     right = write_snapshot(deduplicated, tmp_path / "right", "pg", parts=3)
     result = compare(left, right, engine=engine, out=tmp_path / "out")
-    assert result.exit_code == 0 and not result.summary["different"]
-    assert result.summary["unchanged"] == deduplicated.num_rows
+    assert result.exit_code == 0 and not result.summary.different
+    assert result.summary.unchanged == deduplicated.num_rows
     assert pq.read_table(result.diff_path).num_rows == 0
 
 
@@ -164,8 +164,8 @@ def test_identical_snapshots_exit_zero(tmp_path: Path, engine: str) -> None:
 def test_max_diffs_reports_lower_bounds(pair: tuple[Path, Path, Truth], tmp_path: Path, engine: str) -> None:
     a, b, _ = pair
     summary = compare(a, b, engine=engine, max_diffs=5, out=tmp_path / "out").summary
-    assert summary["lower_bound"] and summary["unchanged"] is None
-    assert summary["only_a"] + summary["only_b"] + summary["changed"] <= 5
+    assert summary.lower_bound and summary.unchanged is None
+    assert summary.only_a + summary.only_b + summary.changed <= 5
     assert "lower bounds" in (tmp_path / "out" / "report.md").read_text()
 
 
@@ -181,10 +181,10 @@ def test_empty_inputs(tmp_path: Path, engine: str) -> None:
     other_empty = write_snapshot(b.slice(0, 0), tmp_path / "empty_b", "pg", parts=1)
     result = compare(empty, other_empty, engine=engine, out=tmp_path / "o1")
     assert result.exit_code == 0
-    assert {n: result.summary[n] for n in (*COUNTS, "unchanged")} == dict.fromkeys((*COUNTS, "unchanged"), 0)
+    assert {n: getattr(result.summary, n) for n in (*COUNTS, "unchanged")} == dict.fromkeys((*COUNTS, "unchanged"), 0)
     full = write_snapshot(b.slice(0, 10), tmp_path / "full", "pg", parts=1)
     result = compare(empty, full, engine=engine, out=tmp_path / "o2")
-    assert result.summary["only_b"] == 10 and result.exit_code == 1
+    assert result.summary.only_b == 10 and result.exit_code == 1
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -193,9 +193,9 @@ def test_mismatched_schemas_are_reported(tmp_path: Path, engine: str) -> None:
     b = _foreign(tmp_path / "b.parquet", {"id": [1, 2], "same": [1, 2], "added": [0.5, 0.5], "typed": ["1", "2"]})
     result = compare(a, b, key=["id"], engine=engine, out=tmp_path / "out")
     summary = result.summary
-    assert summary["columns_only_a"] == ["kept"] and summary["columns_only_b"] == ["added"]
-    assert summary["columns_incomparable"] == {"typed": "int64 vs string"}
-    assert summary["changed"] == 0 and summary["unchanged"] == 2
+    assert summary.columns_only_a == ["kept"] and summary.columns_only_b == ["added"]
+    assert summary.columns_incomparable == {"typed": "int64 vs string"}
+    assert summary.changed == 0 and summary.unchanged == 2
     assert result.exit_code == 1  # the schemas differ
 
 
@@ -218,7 +218,7 @@ def test_composite_keys_and_renamed_columns(tmp_path: Path, engine: str) -> None
         ("t2", 4): "only_b",
     }
     assert rows[("t1", 2)]["text__a"] == "b" and rows[("t1", 2)]["text__b"] == "B"
-    assert result.summary["unchanged"] == 2
+    assert result.summary.unchanged == 2
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -229,7 +229,7 @@ def test_foreign_json_text_is_compared_as_text_but_spec_json_semantically(tmp_pa
     ids = [1, 2, 3, 4]
     a = _foreign(tmp_path / "a.parquet", {"id": ids, "j": text_a})
     b = _foreign(tmp_path / "b.parquet", {"id": ids, "j": text_b})
-    assert compare(a, b, key="id", engine=engine).summary["changed"] == 4
+    assert compare(a, b, key="id", engine=engine).summary.changed == 4
     json_field = pa.field("j", pa.string(), metadata={"milvusdiff.type": "JSON"})
     typed = _foreign(tmp_path / "typed.parquet", {"id": ids, "j": text_b}, pa.schema([("id", pa.int64()), json_field]))
     rows = diff_rows(compare(a, typed, key="id", engine=engine, out=tmp_path / "out"))
@@ -315,7 +315,7 @@ def test_duckdb_spills_when_the_join_exceeds_its_memory_limit(tmp_path: Path) ->
         threads=1,
         temp_dir=tmp_path / "spill",
     ).summary
-    assert summary["changed"] == rows // 10 and summary["unchanged"] == rows - rows // 10
+    assert summary.changed == rows // 10 and summary.unchanged == rows - rows // 10
 
 
 def test_out_of_memory_is_one_clear_error(tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ def test_four_threads_on_two_collections_leave_no_difference(
         result = validate(collection, out=tmp_path / f"validate-{collection}", settings=lite_settings)
         summary = result.summary
         assert result.exit_code == 0, summary
-        assert summary["only_a"] == summary["only_b"] == summary["changed"] == 0
-        assert summary["duplicate_a"] == summary["duplicate_b"] == 0
-        assert summary["rows_a"] == summary["rows_b"] == len(reports[collection].live_keys)
-        assert summary["unchanged"] == summary["rows_a"]
+        assert summary.only_a == summary.only_b == summary.changed == 0
+        assert summary.duplicate_a == summary.duplicate_b == 0
+        assert summary.rows_a == summary.rows_b == len(reports[collection].live_keys)
+        assert summary.unchanged == summary.rows_a

@@ -36,6 +36,7 @@ from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from milvusdiff.client.shadow import ShadowClient
+from milvusdiff.compare.summary import Summary
 from milvusdiff.config import Settings, is_milvus_lite
 from milvusdiff.errors import InDoubtError, SyncError
 from milvusdiff.services.embedded_pg import ensure_embedded_pg, stop_embedded_pg
@@ -92,7 +93,7 @@ def drill(settings: Settings) -> Settings:
 # -- validate and repair -----------------------------------------------------------------------
 
 
-def findings(settings: Settings, out: Path) -> tuple[dict[str, Any], dict[int, Finding]]:
+def findings(settings: Settings, out: Path) -> tuple[Summary, dict[int, Finding]]:
     """validate's summary and, per differing key, its class and verdict (read from diff.parquet)."""
     result = validate(COLLECTION, out=out, settings=settings)
     diff = pq.read_table(result.out / "diff.parquet", columns=["id", "class", "verdict"]).to_pylist()
@@ -104,9 +105,9 @@ def findings(settings: Settings, out: Path) -> tuple[dict[str, Any], dict[int, F
 def assert_clean(settings: Settings, out: Path) -> None:
     """Zero differences, and the three stores agree row for row with no IN_DOUBT or pg_missing key left."""
     summary, found = findings(settings, out)
-    assert found == {} and summary["store_warnings"] == []
-    assert summary["only_a"] == summary["only_b"] == summary["changed"] == 0
-    assert summary["duplicate_a"] == summary["duplicate_b"] == 0
+    assert found == {} and summary.store_warnings == []
+    assert summary.only_a == summary.only_b == summary.changed == 0
+    assert summary.duplicate_a == summary.duplicate_b == 0
     client = open_client(settings)
     try:
         client.load_collection(COLLECTION)  # a Milvus Lite database reopened here starts with it released
@@ -249,7 +250,7 @@ def test_pg_server_stopped_mid_batch(settings: Settings, make_pg_home: Callable[
             k: ("only_a", "b_wrong") for k in range(20, 25)
         }
         assert found == expected
-        assert summary["verdict_labels"]["b_wrong"] == "pg wrong"
+        assert summary.verdict_labels["b_wrong"] == "pg wrong"
 
         report = cli_repair(own, "journal")  # no --keys: the journal's pg_missing keys
         assert sorted(report["written_to_pg"]) == batch
@@ -347,7 +348,7 @@ def test_milvus_definite_error_changes_nothing(drill: Settings, tmp_path: Path) 
     client.close()
 
     summary, found = findings(drill, tmp_path / "v1")
-    assert found == {} and summary["rows_a"] == summary["rows_b"] == FIRST_ROWS
+    assert found == {} and summary.rows_a == summary.rows_b == FIRST_ROWS
 
     client = open_client(drill)
     try:
@@ -439,8 +440,14 @@ def test_milvus_timeout_before_applying_is_not_passed_silently(
 
     summary, found = findings(drill, tmp_path / "v1")
     assert found == {}  # the rows agree...
-    assert len(summary["store_warnings"]) == 1  # ...and the journal's doubt is reported all the same
-    assert f"{len(batch)} keys are IN_DOUBT" in summary["store_warnings"][0]
+    assert len(summary.store_warnings) == 1  # ...and the journal's doubt is reported all the same
+    assert f"{len(batch)} keys are IN_DOUBT" in summary.store_warnings[0]
+    # summary.json, report.md and the exit code say the same thing: exit 1, never "no differences".
+    written = tmp_path / "v1"
+    assert Summary.read(written) == summary and summary.exit_code == 1
+    report_md = (written / "report.md").read_text(encoding="utf-8")
+    assert "no differences" not in report_md and "the stores raised 1 warning" in report_md
+    assert summary.store_warnings[0] in report_md and summary.store_warnings[0] in (written / "report.html").read_text()
 
     report = cli_repair(drill, "journal")  # settled by what Milvus holds: the old 5 (or 6), no 70
     assert sorted(report["written_to_pg"]) == [k for k in batch if k < FIRST_ROWS]

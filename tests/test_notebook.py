@@ -172,7 +172,7 @@ def test_notebook_on_a_real_validate_run(
     _write_and_corrupt(settings, pg_schema)
     result = validate("shop", out=tmp_path / "run", settings=settings)
     assert result.exit_code == 1
-    assert result.summary["verdicts"] == {"a_wrong": 2, "b_wrong": 1, "both_wrong": 0, "in_doubt": 0, "unknown": 0}
+    assert result.summary.verdicts == {"a_wrong": 2, "b_wrong": 1, "both_wrong": 0, "in_doubt": 0, "unknown": 0}
 
     notebook = execute({"MILVUSDIFF_DIFF_DIR": str(result.out)})
 

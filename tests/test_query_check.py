@@ -201,7 +201,7 @@ def test_cli_writes_every_output_and_exits_zero(clean: Settings, tmp_path: Path,
 def test_output_fields_limit_the_compared_columns(clean: Settings) -> None:
     result = query_check(COLLECTION, "weight >= 0", output_fields=["s", "$meta"], settings=clean)
     assert result.exit_code == 0
-    assert set(result.summary["columns"]) == {"s", "$meta", "$partition"}
+    assert set(result.summary.columns) == {"s", "$meta", "$partition"}
     assert result.check["output_fields"] == ["id", "s", "$meta"]
 
 

@@ -98,18 +98,18 @@ def test_duplicate_primary_keys_are_reported_by_export_compare_and_validate(
     if milvus["rows_written"] == STORE_COUNT:  # the server returned every copy: duplicate rows in the snapshot
         assert milvus["duplicate_keys"] == len(STILL_DUPLICATED)
         assert sorted(milvus["duplicate_key_sample"]) == STILL_DUPLICATED
-        assert summary["duplicate_a"] == len(STILL_DUPLICATED) and summary["rows_a"] == STORE_COUNT
+        assert summary.duplicate_a == len(STILL_DUPLICATED) and summary.rows_a == STORE_COUNT
         assert {k: r["class"] for k, r in diff.items()} == dict.fromkeys(STILL_DUPLICATED, "duplicate_a")
     else:  # Milvus 2.3.5: one copy per key is served, the first one written; count(*) says otherwise
         assert milvus["rows_written"] == DISTINCT and milvus["duplicate_keys"] == 0
         assert milvus["warnings"] == [f"milvus reports {STORE_COUNT} rows (count(*)) but {DISTINCT} were read"]
-        assert summary["rows_a"] == DISTINCT and summary["duplicate_a"] == 0
+        assert summary.rows_a == DISTINCT and summary.duplicate_a == 0
         assert titles == {k: [f"first {k}"] for k in STILL_DUPLICATED}
         # Milvus serves the first copy, the shadow and the journal hold the second: Milvus is wrong.
         assert {k: (r["class"], r["verdict"]) for k, r in diff.items()} == dict.fromkeys(
             STILL_DUPLICATED, ("changed", "a_wrong")
         )
-    assert any(w.startswith("milvus: ") for w in summary["store_warnings"])
+    assert any(w.startswith("milvus: ") for w in summary.store_warnings)
     assert result.exit_code == 1
 
     # The compare CLI on the same snapshots says the same thing: the evidence is in its summary, not lost.
@@ -132,5 +132,5 @@ def test_duplicate_primary_keys_are_reported_by_export_compare_and_validate(
     assert done.returncode == 1, done.stderr
     cli_summary = json.loads(done.stdout)
     for name in ("rows_a", "rows_b", "changed", "duplicate_a", "only_a", "only_b"):
-        assert cli_summary[name] == summary[name]
+        assert cli_summary[name] == getattr(summary, name)
     assert cli_summary["inputs"]["a"]["manifest"]["store_count"] == STORE_COUNT

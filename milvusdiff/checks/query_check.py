@@ -13,19 +13,21 @@ report.md, report.html, and snapshots/milvus.parquet and snapshots/pg.parquet.
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from milvusdiff.checks.explain import explain_differences
-from milvusdiff.checks.outputs import CheckResult, staged_output
+from milvusdiff.checks.outputs import staged_output
 from milvusdiff.checks.results import milvus_result, result_schema, shadow_result, write_snapshot
 from milvusdiff.checks.stores import CheckStores, filter_columns, open_stores
 from milvusdiff.compare.report import Section
+from milvusdiff.compare.summary import Summary
 from milvusdiff.compare.values import fmt
 from milvusdiff.config import Settings
 from milvusdiff.errors import CheckError
@@ -33,18 +35,29 @@ from milvusdiff.export import DEFAULT_BATCH_SIZE
 from milvusdiff.filters import to_postgres
 from milvusdiff.types.spec import META_COLUMN, CollectionSpec
 
-DIFFERENCE_CLASSES = ("only_a", "only_b", "changed", "duplicate_a", "duplicate_b")
+SECTION = "query_check"
 
 
-class QueryCheckResult(CheckResult):
+@dataclass(frozen=True)
+class QueryCheckResult:
+    """compare's Summary with the query-check section added (`summary.extra["query_check"]`)."""
+
+    summary: Summary
+    out: Path | None
+
     @property
     def check(self) -> dict[str, Any]:
         """The query-check section: filter, row counts, differing keys with explanations."""
-        return dict(self.summary["query_check"])
+        return dict(self.summary.extra[SECTION])
 
     @property
     def differences(self) -> int:
-        return sum(int(self.summary[name]) for name in DIFFERENCE_CLASSES)
+        return self.summary.differences
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the result sets agree, 1 when they differ (trouble raises instead)."""
+        return self.summary.exit_code
 
 
 def project(spec: CollectionSpec, output_fields: Sequence[str] | None) -> tuple[CollectionSpec, bool]:
@@ -75,7 +88,8 @@ def run_query(
     engine: str = "duckdb",
 ) -> QueryCheckResult:
     """Check one filter with the stores already open, building the outputs in `building`."""
-    from milvusdiff.compare import compare
+    from milvusdiff.compare.api import diff_into, make_options
+    from milvusdiff.compare.report import write_outputs
 
     spec = stores.spec
     where, params = to_postgres(expr, filter_columns(spec), dynamic=spec.enable_dynamic_field)
@@ -90,25 +104,24 @@ def run_query(
     rows_pg = write_snapshot(
         pg_path, result_schema(view, stores.with_partition, "pg", expr), shadow_result(stores, view, where, params)
     )
-    compared = compare(milvus_path, pg_path, out=building / "compare", engine=engine)
-    for produced in (building / "compare").iterdir():
-        produced.rename(building / produced.name)
-    (building / "compare").rmdir()
+    scratch = Path(tempfile.mkdtemp(prefix=".scratch-", dir=building))
+    try:
+        compared, sample = diff_into(milvus_path, pg_path, make_options(engine=engine), building, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     findings = explain_differences(stores, building / "diff.parquet") if compared.different else []
-    summary = {
-        **compared.summary,
-        "query_check": {
-            "collection": spec.name,
-            "key": spec.primary.name,
-            "filter": expr,
-            "output_fields": [f.name for f in view.fields] + ([META_COLUMN] if view.enable_dynamic_field else []),
-            "rows_milvus": rows_milvus,
-            "rows_pg": rows_pg,
-            "explanations": dict(Counter(f["explanation"] for f in findings)),
-            "differing_keys": findings,
-        },
+    section = {
+        "collection": spec.name,
+        "key": spec.primary.name,
+        "filter": expr,
+        "output_fields": [f.name for f in view.fields] + ([META_COLUMN] if view.enable_dynamic_field else []),
+        "rows_milvus": rows_milvus,
+        "rows_pg": rows_pg,
+        "explanations": dict(Counter(f["explanation"] for f in findings)),
+        "differing_keys": findings,
     }
-    (building / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    summary = replace(compared, extra={**compared.extra, SECTION: section})
+    write_outputs(building, summary, sample)
     return QueryCheckResult(summary, building)
 
 
@@ -134,13 +147,12 @@ def query_check(
     return QueryCheckResult(_retargeted(result.summary, building, target), target)
 
 
-def _retargeted(summary: dict[str, Any], building: Path, target: Path | None) -> dict[str, Any]:
+def _retargeted(summary: Summary, building: Path, target: Path | None) -> Summary:
     """The summary as it reads after publication: paths under the final directory, or relative to the
     output directory when none was kept."""
-    text = json.dumps(summary, default=str)
     if target is None:
-        return dict(json.loads(text.replace(str(building) + os.sep, "")))
-    return dict(json.loads(text.replace(str(building), str(target))))
+        return summary.relocated(str(building) + os.sep, "")
+    return summary.relocated(str(building), str(target))
 
 
 _CLASS_LABELS = {
@@ -152,14 +164,14 @@ _CLASS_LABELS = {
 }
 
 
-def key_sections(summary: dict[str, Any], shown: int) -> list[Section]:
+def key_sections(summary: Summary, shown: int) -> list[Section]:
     """The filter, row counts and the first `shown` differing keys with their explanations."""
-    check = summary["query_check"]
+    check = summary.extra[SECTION]
     findings = check["differing_keys"]
     notes = [
         f"filter: {check['filter']}",
         f"rows: milvus {check['rows_milvus']}, pg {check['rows_pg']}",
-        "result: " + ("DIFFERENCES FOUND" if summary["different"] else "the result sets agree"),
+        "result: " + ("DIFFERENCES FOUND" if summary.different else "the result sets agree"),
     ]
     notes += [f"{n} differing keys: {why}" for why, n in check["explanations"].items()]
     sections = [Section("milvusdiff query-check", notes=notes)]

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from milvusdiff.compare.summary import DIFFERENCE_CLASSES, Summary
 
 FIRST_KEYS = 5
-_CLASSES = ("only_a", "only_b", "changed", "duplicate_a", "duplicate_b")
 
 
 @dataclass(frozen=True)
@@ -59,23 +59,20 @@ def first_keys(
     return out
 
 
-def verdict_line(
-    name: str, summary: Mapping[str, Any], *, diff_path: Path | None = None, report: Path | None = None
-) -> str:
+def verdict_line(name: str, summary: Summary, *, diff_path: Path | None = None, report: Path | None = None) -> str:
     """`name: changed 2, only_a 1; verdicts: milvus wrong 3; first keys: 7 (changed, milvus wrong); report: ...`"""
-    if not summary.get("different") and not summary.get("store_warnings"):
-        return f"{name}: no differences ({summary.get('rows_a')} rows)"
-    counts = [f"{c} {summary[c]}" for c in _CLASSES if summary.get(c)]
+    if not summary.exit_code:
+        return f"{name}: no differences ({summary.rows_a} rows)"
+    counts = [f"{c} {getattr(summary, c)}" for c in DIFFERENCE_CLASSES if getattr(summary, c)]
     parts = [", ".join(counts) if counts else "rows agree"]
-    labels = summary.get("verdict_labels") or {}
-    verdicts = summary.get("verdicts") or {}
-    named = [f"{labels.get(v, v)} {n}" for v, n in verdicts.items() if n]
+    labels = summary.verdict_labels
+    named = [f"{labels.get(v, v)} {n}" for v, n in (summary.verdicts or {}).items() if n]
     if named:
         parts.append("verdicts: " + ", ".join(named))
-    keys = first_keys(diff_path, list(summary.get("key") or []), labels)
+    keys = first_keys(diff_path, summary.key, labels)
     if keys:
         parts.append("first keys: " + "; ".join(keys))
-    warnings = summary.get("store_warnings") or []
+    warnings = summary.store_warnings
     if warnings:
         parts.append(f"store warnings: {len(warnings)} ({warnings[0]})")
     if report is not None:
@@ -83,7 +80,7 @@ def verdict_line(
     return f"{name}: " + "; ".join(parts)
 
 
-def result_case(name: str, summary: Any, out: Path | None, exit_code: int, seconds: float) -> GateCase:
+def result_case(name: str, summary: Summary, out: Path | None, exit_code: int, seconds: float) -> GateCase:
     """The gate's view of one finished comparison (compare's or validate's output directory)."""
     report = out / "report.md" if out is not None else None
     diff = out / "diff.parquet" if out is not None else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -104,7 +103,7 @@ def compare_command(
         result = compare(a, b, options)
         record(result.summary, out, result.exit_code)
     if fmt == "json":
-        click.echo(json.dumps(result.summary, indent=2))
+        click.echo(result.summary.to_json(), nl=False)
     else:
         print_summary(result.summary)
         if out is not None:

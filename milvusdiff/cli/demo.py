@@ -61,7 +61,7 @@ def demo_command(
     )
     assert run.result is not None
     print_summary(run.result.summary)
-    key = run.result.summary["key"][0]
+    key = run.result.summary.key[0]
     diff = pl.read_parquet(run.result.out / "diff.parquet")
     found = {row[key]: row for row in diff.iter_rows(named=True)}
     click.echo("What validate found for each corrupted row:")

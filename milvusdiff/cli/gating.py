@@ -11,11 +11,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from milvusdiff.errors import MilvusDiffError, first_line
 
-Record = Callable[[Any, Path | None, int], None]
+if TYPE_CHECKING:
+    from milvusdiff.compare.summary import Summary
+
+Record = Callable[["Summary", Path | None, int], None]
 
 
 @contextmanager
@@ -26,7 +29,7 @@ def gate(suite: str, name: str, junit_xml: Path | None) -> Iterator[Record]:
     started = time.perf_counter()
     cases: list[GateCase] = []
 
-    def record(summary: Any, out: Path | None, exit_code: int) -> None:
+    def record(summary: Summary, out: Path | None, exit_code: int) -> None:
         cases.append(result_case(name, summary, out, exit_code, time.perf_counter() - started))
 
     try:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from milvusdiff.cli.main import connection_options, settings_from_options
+
+if TYPE_CHECKING:
+    from milvusdiff.compare.summary import Summary
 
 _KEYS_SHOWN = 20
 
@@ -70,14 +74,14 @@ def query_check_command(
     assert expr is not None
     result = query_check(collection, expr, output_fields=fields, out=out, settings=settings)
     if fmt == "json":
-        click.echo(json.dumps(result.summary, indent=2, default=str))
+        click.echo(result.summary.to_json(), nl=False)
     else:
         _print_result(result.summary)
         _say_outputs(out)
     return result.exit_code
 
 
-def _print_result(summary: dict[str, object]) -> None:
+def _print_result(summary: Summary) -> None:
     from milvusdiff.checks.query_check import key_sections
     from milvusdiff.compare.terminal import print_sections, print_summary
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -67,11 +66,9 @@ def validate_command(
         result = validate(collection, out=out, settings=settings, quiet=quiet or fmt == "json", **options)
         record(result.summary, result.out, result.exit_code)
     if fmt == "json":
-        click.echo(json.dumps(result.summary, indent=2))
+        click.echo(result.summary.to_json(), nl=False)
     else:
-        print_summary(result.summary)
-        for warning in result.store_warnings:
-            click.echo(f"warning: {warning}")
+        print_summary(result.summary)  # store warnings included, as in report.md
         click.echo(f"outputs: {result.out}")
     return result.exit_code
 

@@ -1,9 +1,8 @@
-"""`compare(a, b, **options)`: open both sides, plan, run an engine, finish, arbitrate, report."""
+"""`compare(a, b, **options)`: open both sides, plan, run an engine, finish, arbitrate, then write the outputs once."""
 
 from __future__ import annotations
 
 import importlib
-import json
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -17,8 +16,9 @@ from milvusdiff.compare.options import CompareOptions, Tolerance
 from milvusdiff.compare.output import workspace
 from milvusdiff.compare.pipeline import finish_to_parquet
 from milvusdiff.compare.plan import build_plan
-from milvusdiff.compare.result import CompareResult
-from milvusdiff.compare.summary import build_summary
+from milvusdiff.compare.report import write_outputs
+from milvusdiff.compare.result import DIFF_FILE, CompareResult
+from milvusdiff.compare.summary import Summary, build_summary
 
 
 def _names(value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -71,33 +71,42 @@ def _give_verdicts(sample: list[tuple[int, dict[str, Any]]], per_row: pa.Array) 
         row["verdict"] = verdict
 
 
+def diff_into(
+    a: str | Path, b: str | Path, opts: CompareOptions, outputs: Path, scratch: Path
+) -> tuple[Summary, list[dict[str, Any]]]:
+    """Write diff.parquet into `outputs` (spilling into `scratch`); return the summary and the report sample.
+
+    Nothing else is written: the caller may still amend the summary (validate adds store warnings and
+    names the outputs where they will end up) before `write_outputs` renders it, once."""
+    started = time.perf_counter()
+    side_a, side_b = open_side(a, "a"), open_side(b, "b")
+    plan = build_plan(side_a, side_b, opts)
+    engine = importlib.import_module(f"milvusdiff.compare.engine_{opts.engine}")
+    diff = outputs / DIFF_FILE
+    with engine.stream(plan, side_a, side_b, opts, scratch) as batches:
+        finisher = Finisher(plan, opts.sample_size)
+        tally = finish_to_parquet(batches, diff, finisher)
+    sample = finisher.sample.rows()
+    verdicts: dict[str, int] | None = None
+    if opts.journal is not None:
+        from milvusdiff.compare.arbitrate import arbitrate
+
+        verdicts, per_row = arbitrate(diff, tally, plan, side_a, side_b, opts.journal, scratch)
+        _give_verdicts(sample, per_row)
+    summary = build_summary(side_a, side_b, plan, tally, opts, verdicts, time.perf_counter() - started)
+    return summary, [row for _, row in sample]
+
+
 def compare(a: str | Path, b: str | Path, options: CompareOptions | None = None, **kwargs: Any) -> CompareResult:
     """Diff two snapshots (directories or .parquet files) by key.
 
     Pass either a CompareOptions or the keyword arguments of make_options (key, columns, ignore,
     rename, atol, rtol, tol, engine, max_diffs, memory_limit, temp_dir, threads, journal, out).
     """
-    started = time.perf_counter()
     opts = options if options is not None else make_options(**kwargs)
-    side_a, side_b = open_side(a, "a"), open_side(b, "b")
-    plan = build_plan(side_a, side_b, opts)
-    engine = importlib.import_module(f"milvusdiff.compare.engine_{opts.engine}")
     with workspace(opts.out, opts.temp_dir) as space:
-        diff = space.outputs / "diff.parquet"
-        with engine.stream(plan, side_a, side_b, opts, space.scratch) as batches:
-            finisher = Finisher(plan, opts.sample_size)
-            tally = finish_to_parquet(batches, diff, finisher)
-        sample = finisher.sample.rows()
-        verdicts: dict[str, int] | None = None
-        if opts.journal is not None:
-            from milvusdiff.compare.arbitrate import arbitrate
-
-            verdicts, per_row = arbitrate(diff, tally, plan, side_a, side_b, opts.journal, space.scratch)
-            _give_verdicts(sample, per_row)
-        summary = build_summary(side_a, side_b, plan, tally, opts, verdicts, time.perf_counter() - started)
-        (space.outputs / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        from milvusdiff.compare.report import write_reports
-
-        histograms = {name: column.histogram for name, column in tally.columns.items()}
-        write_reports(space.outputs, summary, [row for _, row in sample], histograms)
+        summary, sample = diff_into(a, b, opts, space.outputs, space.scratch)
+        write_outputs(space.outputs, summary, sample)
+        if opts.out is None:
+            return CompareResult.keeping(summary, space.outputs / DIFF_FILE, opts.temp_dir)
     return CompareResult(summary, opts.out)

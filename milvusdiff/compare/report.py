@@ -4,6 +4,9 @@ Both are rendered from one document model (sections of headed tables, notes and 
 terminal view reuses, so the three always say the same thing. Columns that differ come first and
 the rest fold into one line: a report on a 20-column collection with one bad column should show one
 column. Charts are drawn only in HTML (inline SVG, see charts.py).
+
+Everything they show comes from the typed Summary written to summary.json (deviation histograms
+included), plus the sample rows; so summary.json and the reports cannot disagree.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from milvusdiff.compare.charts import BarChart, Histogram
-from milvusdiff.compare.histogram import DeviationHistogram
 from milvusdiff.compare.plan import a_col, b_col
+from milvusdiff.compare.summary import DIFFERENCE_CLASSES, Deviations, Summary
 from milvusdiff.compare.values import describe_change, fmt
 
-__all__ = ["Section", "build_sections", "render_html", "render_markdown", "write_reports"]
+__all__ = ["Section", "build_sections", "render_html", "render_markdown", "write_outputs"]
 
 _DEVIATION_KINDS = ("float", "float_list", "sparse")
 
@@ -36,43 +39,56 @@ class Section:
     charts: list[BarChart | Histogram] = field(default_factory=list)
 
 
-def _side_note(summary: dict[str, Any], side: str) -> str:
+def _side_note(summary: Summary, side: str) -> str:
     """`A (milvus): path` when the manifests name the stores, else `A: path`."""
-    name, label = summary["sides"][side], side.upper()
-    return f"{label if name == label else f'{label} ({name})'}: {summary['inputs'][side]['path']}"
+    name, label = summary.sides.of(side), side.upper()
+    return f"{label if name == label else f'{label} ({name})'}: {summary.inputs.of(side).path}"
 
 
-def _headline(summary: dict[str, Any]) -> Section:
-    inputs = summary["inputs"]
+def _result(summary: Summary) -> str:
+    if summary.different:
+        return "DIFFERENCES FOUND"
+    if summary.store_warnings:
+        return f"the rows agree, but the stores raised {len(summary.store_warnings)} warning(s)"
+    return "no differences"
+
+
+def _headline(summary: Summary) -> Section:
     notes = [_side_note(summary, side) for side in ("a", "b")]
     notes += [
-        f"key: {', '.join(summary['key'])} · engine: {summary['engine']} · {summary['elapsed_seconds']} s",
-        "result: " + ("DIFFERENCES FOUND" if summary["different"] else "no differences"),
+        f"key: {', '.join(summary.key)} · engine: {summary.engine} · {summary.elapsed_seconds} s",
+        f"result: {_result(summary)}",
     ]
-    if inputs["journal"]:
-        notes.append(f"journal: {inputs['journal']}")
-    if summary["lower_bound"]:
-        notes.append(f"stopped after --max-diffs {summary['max_diffs']}: counts are lower bounds")
+    if summary.inputs.journal:
+        notes.append(f"journal: {summary.inputs.journal}")
+    if summary.lower_bound:
+        notes.append(f"stopped after {summary.max_diffs} differing keys (max_diffs): counts are lower bounds")
     return Section("milvusdiff compare", notes=notes)
 
 
-def _counts(summary: dict[str, Any]) -> Section:
-    bound = "≥ " if summary["lower_bound"] else ""
-    rows = [["rows_a", fmt(summary["rows_a"])], ["rows_b", fmt(summary["rows_b"])]]
-    classes = ("only_a", "only_b", "changed", "duplicate_a", "duplicate_b")
-    for name in classes:
-        rows.append([name, f"{bound}{summary[name]}"])
-    unchanged = summary["unchanged"]
+def _warnings(summary: Summary) -> Section | None:
+    """Store warnings make the exit code 1 even when the rows agree, so the report must show them."""
+    if not summary.store_warnings:
+        return None
+    return Section("Store warnings", notes=list(summary.store_warnings))
+
+
+def _counts(summary: Summary) -> Section:
+    bound = "≥ " if summary.lower_bound else ""
+    rows = [["rows_a", fmt(summary.rows_a)], ["rows_b", fmt(summary.rows_b)]]
+    for name in DIFFERENCE_CLASSES:
+        rows.append([name, f"{bound}{getattr(summary, name)}"])
+    unchanged = summary.unchanged
     rows.append(["unchanged", fmt(unchanged) if unchanged is not None else "unknown"])
-    bars = [(name, int(summary[name])) for name in classes]
+    bars = [(name, int(getattr(summary, name))) for name in DIFFERENCE_CLASSES]
     if unchanged is not None:
         bars.append(("unchanged", int(unchanged)))
     return Section("Keys", ["class", "count"], rows, charts=[BarChart("Keys by class", bars)])
 
 
-def _deviation_chart(name: str, mismatches: int, histogram: DeviationHistogram) -> Histogram:
+def _deviation_chart(name: str, mismatches: int, histogram: Deviations) -> Histogram:
     """One column's deviations; rows the histogram cannot place are counted in a note, never dropped."""
-    bins = histogram.drawn()
+    bins = [(b.low, b.high, b.count) for b in histogram.bins]
     drawn = sum(count for _, _, count in bins)
     notes = []
     if histogram.zero:
@@ -84,48 +100,48 @@ def _deviation_chart(name: str, mismatches: int, histogram: DeviationHistogram) 
     return Histogram(f"{name}: deviation of {drawn} of {mismatches} differing rows", bins, notes)
 
 
-def _columns(summary: dict[str, Any], histograms: Mapping[str, DeviationHistogram]) -> Section:
+def _columns(summary: Summary) -> Section:
     """Differing columns, most mismatches first, with their charts; the others in one line."""
-    columns = summary["columns"]
-    differing = sorted((n for n in columns if columns[n]["mismatches"]), key=lambda n: -columns[n]["mismatches"])
+    columns = summary.columns
+    differing = sorted((n for n in columns if columns[n].mismatches), key=lambda n: -columns[n].mismatches)
     rows = [
         [
             name,
-            columns[name]["kind"],
-            str(columns[name]["mismatches"]),
-            f"{columns[name]['max_deviation']:.3g}" if columns[name]["max_deviation"] is not None else "",
+            columns[name].kind,
+            str(columns[name].mismatches),
+            f"{columns[name].max_deviation:.3g}" if columns[name].max_deviation is not None else "",
         ]
         for name in differing
     ]
-    same = [n for n in columns if not columns[n]["mismatches"]]
+    same = [n for n in columns if not columns[n].mismatches]
     notes = [f"{len(same)} columns without mismatches: {', '.join(same)}"] if same else []
-    for label, key in (
-        ("only in A", "columns_only_a"),
-        ("only in B", "columns_only_b"),
-        ("ignored", "columns_ignored"),
+    for label, names in (
+        ("only in A", summary.columns_only_a),
+        ("only in B", summary.columns_only_b),
+        ("ignored", summary.columns_ignored),
     ):
-        if summary[key]:
-            notes.append(f"columns {label}: {', '.join(summary[key])}")
-    for name, why in summary["columns_incomparable"].items():
+        if names:
+            notes.append(f"columns {label}: {', '.join(names)}")
+    for name, why in summary.columns_incomparable.items():
         notes.append(f"column {name} not compared, types differ: {why}")
     charts: list[BarChart | Histogram] = []
     if differing:
-        charts.append(BarChart("Mismatches per column", [(n, int(columns[n]["mismatches"])) for n in differing]))
+        charts.append(BarChart("Mismatches per column", [(n, int(columns[n].mismatches)) for n in differing]))
     charts += [
-        _deviation_chart(name, int(columns[name]["mismatches"]), histograms[name])
+        _deviation_chart(name, columns[name].mismatches, deviations)
         for name in differing
-        if columns[name]["kind"] in _DEVIATION_KINDS and name in histograms
+        if columns[name].kind in _DEVIATION_KINDS and (deviations := columns[name].deviations) is not None
     ]
     headers = ["column", "kind", "mismatches", "max deviation"] if rows else []
     return Section("Columns", headers, rows, notes, charts)
 
 
-def _verdicts(summary: dict[str, Any]) -> Section | None:
-    if summary["verdicts"] is None:
+def _verdicts(summary: Summary) -> Section | None:
+    if summary.verdicts is None:
         return None
-    labels = summary["verdict_labels"]
-    rows = [[labels[v], str(n)] for v, n in summary["verdicts"].items()]
-    chart = BarChart("Verdicts: which store is wrong", [(labels[v], int(n)) for v, n in summary["verdicts"].items()])
+    labels = summary.verdict_labels
+    rows = [[labels[v], str(n)] for v, n in summary.verdicts.items()]
+    chart = BarChart("Verdicts: which store is wrong", [(labels[v], int(n)) for v, n in summary.verdicts.items()])
     return Section("Verdicts (journal arbitration)", ["verdict", "keys"], rows, charts=[chart])
 
 
@@ -147,11 +163,9 @@ def what_differs(row: Mapping[str, Any], types: Mapping[str, pa.DataType] | None
     )
 
 
-def _sample_section(
-    summary: dict[str, Any], sample: list[dict[str, Any]], types: Mapping[str, pa.DataType] | None
-) -> Section:
-    keys = summary["key"]
-    labels = summary["verdict_labels"]
+def _sample_section(summary: Summary, sample: list[dict[str, Any]], types: Mapping[str, pa.DataType] | None) -> Section:
+    keys = summary.key
+    labels = summary.verdict_labels
     rows = []
     for row in sample:
         verdict = labels.get(row["verdict"], "") if row["verdict"] else ""
@@ -160,12 +174,9 @@ def _sample_section(
 
 
 def build_sections(
-    summary: dict[str, Any],
-    sample: list[dict[str, Any]],
-    histograms: Mapping[str, DeviationHistogram] | None = None,
-    types: Mapping[str, pa.DataType] | None = None,
+    summary: Summary, sample: list[dict[str, Any]], types: Mapping[str, pa.DataType] | None = None
 ) -> list[Section]:
-    sections = [_headline(summary), _counts(summary), _columns(summary, histograms or {}), _verdicts(summary)]
+    sections = [_headline(summary), _warnings(summary), _counts(summary), _columns(summary), _verdicts(summary)]
     if sample:
         sections.append(_sample_section(summary, sample, types))
     return [s for s in sections if s is not None]
@@ -216,15 +227,12 @@ def render_html(sections: list[Section]) -> str:
     return "\n".join(parts)
 
 
-def write_reports(
-    out: Path,
-    summary: dict[str, Any],
-    sample: list[dict[str, Any]],
-    histograms: Mapping[str, DeviationHistogram] | None = None,
-) -> None:
-    """report.md and report.html into `out`, next to the diff.parquet whose types format the values."""
+def write_outputs(out: Path, summary: Summary, sample: list[dict[str, Any]]) -> None:
+    """summary.json, report.md and report.html into `out`, all from the one Summary, so they cannot disagree;
+    the sample's values are formatted by the types of the diff.parquet beside them."""
+    summary.write(out)
     schema = pq.read_schema(out / "diff.parquet")
     types = {name: schema.field(name).type for name in schema.names}
-    sections = build_sections(summary, sample, histograms, types)
+    sections = build_sections(summary, sample, types)
     (out / "report.md").write_text(render_markdown(sections), encoding="utf-8")
     (out / "report.html").write_text(render_html(sections), encoding="utf-8")

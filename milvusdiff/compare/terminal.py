@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from milvusdiff.compare.report import Section, build_sections
 
+if TYPE_CHECKING:
+    from milvusdiff.compare.summary import Summary
 
-def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+
+def print_summary(summary: Summary, console: Console | None = None) -> None:
     print_sections(build_sections(summary, sample=[]), console)
 
 

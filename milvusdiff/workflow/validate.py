@@ -8,14 +8,14 @@ Layout of the output directory:
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from milvusdiff.compare.result import CompareResult
 from milvusdiff.config import Settings
 from milvusdiff.errors import SnapshotError
 
@@ -23,35 +23,15 @@ if TYPE_CHECKING:
     from milvusdiff.export.manifest import Manifest
 
 DEFAULT_RUNS = "runs"
-STORE_WARNINGS = "store_warnings"
 
 
 @dataclass(frozen=True)
-class ValidateResult:
-    summary: dict[str, Any]
+class ValidateResult(CompareResult):
+    """A CompareResult whose output directory always exists, with the summary's `store_warnings` filled:
+    its exit code is 1 when the stores differ, and also when they agree row for row but a store contradicts
+    itself (count(*) against the rows read, duplicate keys) or the journal holds writes never confirmed."""
+
     out: Path
-
-    @property
-    def different(self) -> bool:
-        return bool(self.summary["different"])
-
-    @property
-    def store_warnings(self) -> list[str]:
-        return list(self.summary.get(STORE_WARNINGS, []))
-
-    @property
-    def exit_code(self) -> int:
-        """1 when the stores differ, and also when they agree row for row but a store contradicts itself
-        (count(*) against the rows read, duplicate keys) or the journal holds writes never confirmed."""
-        return 1 if self.different or self.store_warnings else 0
-
-
-def _point_at(produced: Path, building: Path, target: Path) -> None:
-    """Reports name the snapshots they were computed from: name them where they end up, not where
-    they were built."""
-    if produced.suffix in (".json", ".md", ".html"):
-        text = produced.read_text(encoding="utf-8")
-        produced.write_text(text.replace(str(building), str(target)), encoding="utf-8")
 
 
 def runs_dir(settings: Settings) -> Path:
@@ -59,10 +39,10 @@ def runs_dir(settings: Settings) -> Path:
     return settings.home / DEFAULT_RUNS
 
 
-def _add_store_warnings(summary_path: Path, manifest: Manifest, collection: str) -> None:
-    """What the rows alone cannot show, in summary.json: a store whose own count(*) disagrees with the rows
-    it returned, or that returned a key twice (real servers keep re-inserted keys, and may serve only one
-    copy), and writes the journal holds IN_DOUBT. The stores can agree row for row and still carry these."""
+def _store_warnings(manifest: Manifest, collection: str) -> list[str]:
+    """What the rows alone cannot show: a store whose own count(*) disagrees with the rows it returned, or
+    that returned a key twice (real servers keep re-inserted keys, and may serve only one copy), and writes
+    the journal holds IN_DOUBT. The stores can agree row for row and still carry these."""
     warnings = list(manifest.warnings)
     journal = manifest.children.get("journal")
     in_doubt = int((journal.extra.get("states") or {}).get("IN_DOUBT", 0)) if journal is not None else 0
@@ -71,9 +51,7 @@ def _add_store_warnings(summary_path: Path, manifest: Manifest, collection: str)
             f"journal: {in_doubt} keys are IN_DOUBT (a write whose outcome Milvus never confirmed); "
             f"`milvusdiff repair --collection {collection} --from journal` settles them"
         )
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    summary[STORE_WARNINGS] = warnings
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return warnings
 
 
 def default_out(settings: Settings, collection: str) -> Path:
@@ -91,7 +69,8 @@ def validate(
     **compare_options: Any,
 ) -> ValidateResult:
     """Export the three stores of `collection` and compare Milvus (A) with PostgreSQL (B)."""
-    from milvusdiff.compare import compare
+    from milvusdiff.compare.api import diff_into, make_options
+    from milvusdiff.compare.report import write_outputs
     from milvusdiff.export import export_collection
     from milvusdiff.export.staging import check_destination
 
@@ -110,21 +89,18 @@ def validate(
         if batch_size is not None:
             export_options["batch_size"] = batch_size
         manifest = export_collection(collection, source="all", out=snapshots, **export_options)
-        compare(
-            snapshots / "milvus",
-            snapshots / "pg",
-            journal=snapshots / "journal",
-            out=building / "compare",
-            **compare_options,
-        )
-        _add_store_warnings(building / "compare" / "summary.json", manifest, collection)
-        for produced in (building / "compare").iterdir():
-            _point_at(produced, building, target)
-            produced.rename(building / produced.name)
-        (building / "compare").rmdir()
+        options = make_options(journal=snapshots / "journal", **compare_options)
+        scratch = Path(tempfile.mkdtemp(prefix=".scratch-", dir=options.temp_dir or building))
+        try:
+            summary, sample = diff_into(snapshots / "milvus", snapshots / "pg", options, building, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        # The one render: warnings in, paths named where the directory ends up, then written once.
+        summary = replace(summary, store_warnings=_store_warnings(manifest, collection))
+        summary = summary.relocated(str(building), str(target))
+        write_outputs(building, summary, sample)
         building.rename(target)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
-    summary = json.loads((target / "summary.json").read_text(encoding="utf-8"))
     return ValidateResult(summary, target)
