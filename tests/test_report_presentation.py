@@ -60,7 +60,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pq.write_table(a, root / "a.parquet")
     pq.write_table(b, root / "b.parquet")
     result = compare(root / "a.parquet", root / "b.parquet", key="id", out=root / "out")
-    assert result.exit_code == 1 and result.summary["changed"] == 3
+    assert result.exit_code == 1 and result.summary.changed == 3
     return root / "out"
 
 

@@ -72,7 +72,7 @@ class ColumnFinding:
     kind: str
     mismatches: int
     max_deviation: float | None = None
-    deviations: Deviations | None = None  # float, float-list and sparse columns with a measured deviation
+    deviations: Deviations | None = None  # None when the column has no mismatches
 
 
 @dataclass(frozen=True)
@@ -252,8 +252,9 @@ def _input(side: Side) -> InputSide:
     )
 
 
-def _deviations(histogram: DeviationHistogram) -> Deviations | None:
-    if not histogram.total:
+def _deviations(mismatches: int, histogram: DeviationHistogram) -> Deviations | None:
+    """For every column with mismatches (the report accounts for each differing row); None for the others."""
+    if not mismatches:
         return None
     bins = [DeviationBin(low, high, count) for low, high, count in histogram.drawn()]
     return Deviations(bins, histogram.zero, histogram.nan)
@@ -291,7 +292,7 @@ def build_summary(
                 kind=c.kind.value,
                 mismatches=tally.columns[c.name].mismatches,
                 max_deviation=tally.columns[c.name].max_deviation,
-                deviations=_deviations(tally.columns[c.name].histogram),
+                deviations=_deviations(tally.columns[c.name].mismatches, tally.columns[c.name].histogram),
             )
             for c in plan.columns
         },
