@@ -66,3 +66,7 @@ def first_line(exc: BaseException | str) -> str:
     so credentials are removed."""
     text = str(exc).strip().splitlines()
     return redact(text[0]) if text else type(exc).__name__
+
+
+class ToleranceError(CompareError, ValueError):
+    """A tolerance that is NaN, negative or infinite: it would hide every difference, or none."""

@@ -26,6 +26,9 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--atol", type=float, default=0.0, show_default=True, help="Absolute float tolerance.")
 @click.option("--rtol", type=float, default=0.0, show_default=True, help="Relative float tolerance (of |b|).")
 @click.option("--tol", multiple=True, metavar="COL=ATOL[,RTOL]", help="Tolerance for one column (repeatable).")
+@click.option(
+    "--json", "json_columns", multiple=True, metavar="COL", help="Compare this text column as JSON (repeatable)."
+)
 @click.option("--engine", type=click.Choice(["duckdb", "polars"]), default="duckdb", show_default=True)
 @click.option("--max-diffs", type=int, help="Stop after N differing keys; counts become lower bounds.")
 @click.option(
@@ -53,6 +56,7 @@ def compare_command(
     atol: float,
     rtol: float,
     tol: tuple[str, ...],
+    json_columns: tuple[str, ...],
     engine: str,
     max_diffs: int | None,
     memory_limit: str,
@@ -90,6 +94,7 @@ def compare_command(
         atol=atol,
         rtol=rtol,
         tol=parse_column_tolerance(tol),
+        json_columns=_split(json_columns),
         engine=engine,
         max_diffs=max_diffs,
         memory_limit=memory_limit,

@@ -20,20 +20,14 @@ import numpy as np
 import pyarrow as pa
 
 from milvusdiff.compare import positional
+from milvusdiff.compare.comparator import is_list
+from milvusdiff.compare.duck import lit, q, ref, source
 from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.options import CompareOptions
 from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
 from milvusdiff.errors import CompareError
 
 BATCH_ROWS = 8192
-
-
-def q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _sql_type(arrow_type: pa.DataType) -> str | None:
@@ -65,59 +59,108 @@ def _as_array(sql: str, arrow_type: pa.DataType) -> str:
     return sql
 
 
-def _key_select(plan: Plan, side: str) -> str:
+# Internal names inside the SQL (DuckDB names are case-insensitive, user names are not); the batches
+# leaving DuckDB are renamed to the plan's names (see _public_names).
+def _k(i: int) -> str:
+    return q(f"k{i}")
+
+
+def _a(j: int) -> str:
+    return q(f"a{j}")
+
+
+def _b(j: int) -> str:
+    return q(f"b{j}")
+
+
+def _f(j: int) -> str:
+    return q(f"f{j}")
+
+
+def _key_select(plan: Plan, side: Side, label: str) -> str:
     parts = []
-    for key in plan.keys:
-        source = q(key.name if side == "a" else key.b_name)
+    for i, key in enumerate(plan.keys):
+        source = ref(side, key.name if label == "a" else key.b_name)
         sql_type = _sql_type(key.arrow_type)
-        parts.append(f"CAST({source} AS {sql_type}) AS {q(key.name)}" if sql_type else f"{source} AS {q(key.name)}")
+        parts.append(f"CAST({source} AS {sql_type}) AS {_k(i)}" if sql_type else f"{source} AS {_k(i)}")
     return ", ".join(parts)
 
 
 def _on(left: str, right: str, plan: Plan) -> str:
-    return " AND ".join(f"{left}.{q(k)} IS NOT DISTINCT FROM {right}.{q(k)}" for k in plan.key_names)
+    return " AND ".join(f"{left}.{_k(i)} IS NOT DISTINCT FROM {right}.{_k(i)}" for i in range(len(plan.keys)))
 
 
-def _mismatch(column: Column) -> str:
-    x, y = q(a_col(column.name)), q(b_col(column.name))
-    if column.kind is not Kind.FLOAT:
-        # Fixed-size arrays compare faster than the lists Parquet vectors are read as.
-        return f"{_as_array(x, column.type_a)} IS DISTINCT FROM {_as_array(y, column.type_b)}"
-    x, y = f"{x}::DOUBLE", f"{y}::DOUBLE"
+def _zero_signs_differ(x: str, y: str) -> str:
+    """For float lists equal by value: whether a zero differs in sign (DuckDB and IEEE call -0.0 = 0.0,
+    the comparator does not). Only lists holding a zero pay for the per-element look."""
+    signs = "list_transform({}, lambda e: signbit(e))"
+    return f"CASE WHEN list_contains({x}, 0) THEN {signs.format(x)} IS DISTINCT FROM {signs.format(y)} ELSE false END"
+
+
+def _floating_values(arrow_type: pa.DataType) -> bool:
+    return is_list(arrow_type) and pa.types.is_floating(arrow_type.value_type)
+
+
+def _mismatch(column: Column, j: int) -> str:
+    """A pre-filter for the comparator (comparator.py): it may flag more rows than the rule, never fewer;
+    the finishing pass decides every flagged row."""
+    x, y = _a(j), _b(j)
     tol = column.tolerance
+    if column.kind is not Kind.FLOAT:
+        x, y = _as_array(x, column.type_a), _as_array(y, column.type_b)
+        distinct = f"{x} IS DISTINCT FROM {y}"
+        if not tol.exact:
+            return distinct
+        if column.kind is Kind.FLOAT_LIST and _floating_values(column.type_a):
+            return f"CASE WHEN {distinct} THEN true ELSE {_zero_signs_differ(x, y)} END"
+        if column.kind is Kind.SPARSE:
+            xv, yv = f"struct_extract({x}, 'values')", f"struct_extract({y}, 'values')"
+            return f"CASE WHEN {distinct} THEN true ELSE coalesce({_zero_signs_differ(xv, yv)}, false) END"
+        return distinct
+    x, y = f"{x}::DOUBLE", f"{y}::DOUBLE"
+    # IS DISTINCT FROM calls -0.0 and 0.0 the same and NaN equal to NaN: the sign bit tells zeros apart.
+    differs = f"({x} IS DISTINCT FROM {y} OR coalesce(signbit({x}) <> signbit({y}), false))"
     if tol.exact:
-        return f"{x} IS DISTINCT FROM {y}"
-    # DuckDB orders NaN above everything and equal to itself, so NaN <= NaN holds: keep NaN out of the formula.
-    within = f"NOT isnan({x}) AND NOT isnan({y}) AND abs({x} - {y}) <= {tol.atol!r} + {tol.rtol!r} * abs({y})"
-    return f"({x} IS DISTINCT FROM {y} AND NOT coalesce({within}, false))"
+        return differs
+    # Infinities and NaN stay out of the formula: abs(0 - inf) <= rtol * inf would hold.
+    within = f"isfinite({x}) AND isfinite({y}) AND abs({x} - {y}) <= {tol.atol!r} + {tol.rtol!r} * abs({y})"
+    return f"({differs} AND NOT coalesce({within}, false))"
 
 
-def build_sql(plan: Plan, has_dups: bool, limit: int | None) -> str:
-    keys = ", ".join(q(k) for k in plan.key_names)
-    cols_a = "".join(f", {q(c.name)} AS {q(a_col(c.name))}" for c in plan.columns)
-    cols_b = "".join(f", {q(c.b_name)} AS {q(b_col(c.name))}" for c in plan.columns)
+def public_names(plan: Plan) -> list[str]:
+    """The columns of build_sql's result, in order, under the names of the intermediate table."""
+    names = [*plan.key_names, "class", "count_a", "count_b", *(flag_col(c.name) for c in plan.columns)]
+    return names + [name for c in plan.columns for name in (a_col(c.name), b_col(c.name))]
+
+
+def build_sql(plan: Plan, side_a: Side, side_b: Side, has_dups: bool, limit: int | None) -> str:
+    keys = ", ".join(_k(i) for i in range(len(plan.keys)))
+    cols_a = "".join(f", {ref(side_a, c.name)} AS {_a(j)}" for j, c in enumerate(plan.columns))
+    cols_b = "".join(f", {ref(side_b, c.b_name)} AS {_b(j)}" for j, c in enumerate(plan.columns))
     anti = " ANTI JOIN dups ON {}".format(_on("s", "dups", plan)) if has_dups else ""
-    pick_key = ", ".join(f"CASE WHEN a.__in THEN a.{q(k)} ELSE b.{q(k)} END AS {q(k)}" for k in plan.key_names)
+    pick_key = ", ".join(
+        f"CASE WHEN a.__in THEN a.{_k(i)} ELSE b.{_k(i)} END AS {_k(i)}" for i in range(len(plan.keys))
+    )
     flags = "".join(
-        f", CASE WHEN a.__in AND b.__in THEN {_mismatch(c)} END AS {q(flag_col(c.name))}" for c in plan.columns
+        f", CASE WHEN a.__in AND b.__in THEN {_mismatch(c, j)} END AS {_f(j)}" for j, c in enumerate(plan.columns)
     )
     values = "".join(
-        f", CASE WHEN {q(flag_col(c.name))} THEN {_as_array(q(name), arrow_type)} END AS {q(name)}"
-        for c in plan.columns
-        for name, arrow_type in ((a_col(c.name), c.type_a), (b_col(c.name), c.type_b))
+        f", CASE WHEN {_f(j)} THEN {_as_array(name, arrow_type)} END AS {name}"
+        for j, c in enumerate(plan.columns)
+        for name, arrow_type in ((_a(j), c.type_a), (_b(j), c.type_b))
     )
-    any_flag = "".join(f" OR {q(flag_col(c.name))}" for c in plan.columns)
+    any_flag = "".join(f" OR {_f(j)}" for j in range(len(plan.columns)))
+    carried = "".join(f", a.{_a(j)}, b.{_b(j)}" for j in range(len(plan.columns)))
     sql = f"""
-    WITH a AS (SELECT * FROM (SELECT {_key_select(plan, "a")}{cols_a}, TRUE AS __in FROM A) s{anti}),
-         b AS (SELECT * FROM (SELECT {_key_select(plan, "b")}{cols_b}, TRUE AS __in FROM B) s{anti}),
-         j AS (SELECT {pick_key}, a.__in AS __in_a, b.__in AS __in_b{flags}
-                      {"".join(f", a.{q(a_col(c.name))}, b.{q(b_col(c.name))}" for c in plan.columns)}
+    WITH a AS (SELECT * FROM (SELECT {_key_select(plan, side_a, "a")}{cols_a}, TRUE AS __in FROM A) s{anti}),
+         b AS (SELECT * FROM (SELECT {_key_select(plan, side_b, "b")}{cols_b}, TRUE AS __in FROM B) s{anti}),
+         j AS (SELECT {pick_key}, a.__in AS __in_a, b.__in AS __in_b{flags}{carried}
                FROM a FULL OUTER JOIN b ON {_on("a", "b", plan)})
     SELECT {keys},
            CASE WHEN __in_b IS NULL THEN 'only_a' WHEN __in_a IS NULL THEN 'only_b' ELSE 'changed' END AS class,
            CASE WHEN __in_a THEN 1 ELSE 0 END::BIGINT AS count_a,
            CASE WHEN __in_b THEN 1 ELSE 0 END::BIGINT AS count_b
-           {"".join(f", {q(flag_col(c.name))}" for c in plan.columns)}{values}
+           {"".join(f", {_f(j)}" for j in range(len(plan.columns)))}{values}
     FROM j WHERE __in_a IS NULL OR __in_b IS NULL{any_flag}
     """
     if limit is not None:
@@ -126,28 +169,35 @@ def build_sql(plan: Plan, has_dups: bool, limit: int | None) -> str:
         sql = f"""({sql}) UNION ALL BY NAME (
             SELECT {keys}, CASE WHEN sum(ina) > 1 THEN 'duplicate_a' ELSE 'duplicate_b' END AS class,
                    sum(ina)::BIGINT AS count_a, sum(inb)::BIGINT AS count_b
-            FROM (SELECT {_key_select(plan, "a")}, 1 AS ina, 0 AS inb FROM A
-                  UNION ALL SELECT {_key_select(plan, "b")}, 0, 1 FROM B) s
+            FROM (SELECT {_key_select(plan, side_a, "a")}, 1 AS ina, 0 AS inb FROM A
+                  UNION ALL SELECT {_key_select(plan, side_b, "b")}, 0, 1 FROM B) s
             SEMI JOIN dups ON {_on("s", "dups", plan)}
             GROUP BY ALL)"""
-    return sql
+    return f"SELECT {', '.join(public_order(plan))} FROM ({sql})"
 
 
-def _find_duplicates(con: duckdb.DuckDBPyConnection, plan: Plan) -> bool:
+def public_order(plan: Plan) -> list[str]:
+    """build_sql's internal names in the order of public_names (UNION BY NAME may reorder columns)."""
+    n = len(plan.columns)
+    names = [_k(i) for i in range(len(plan.keys))] + ["class", "count_a", "count_b"] + [_f(j) for j in range(n)]
+    return names + [name for j in range(n) for name in (_a(j), _b(j))]
+
+
+def _find_duplicates(con: duckdb.DuckDBPyConnection, plan: Plan, side_a: Side, side_b: Side) -> bool:
     """Fill table `dups` with the keys held more than once on either side. A count of distinct keys,
     about twice as fast as grouping, first says whether there can be any (it also fires for NULL keys)."""
-    keys = ", ".join(q(k) for k in plan.key_names)
+    keys = ", ".join(_k(i) for i in range(len(plan.keys)))
     distinct = f"count(DISTINCT ({keys}))" if len(plan.keys) > 1 else f"count(DISTINCT {keys})"
     excess = con.execute(
-        f"SELECT (SELECT count(*) - {distinct} FROM (SELECT {_key_select(plan, 'a')} FROM A)),"
-        f" (SELECT count(*) - {distinct} FROM (SELECT {_key_select(plan, 'b')} FROM B))"
+        f"SELECT (SELECT count(*) - {distinct} FROM (SELECT {_key_select(plan, side_a, 'a')} FROM A)),"
+        f" (SELECT count(*) - {distinct} FROM (SELECT {_key_select(plan, side_b, 'b')} FROM B))"
     ).fetchall()[0]
     if not any(excess):
         return False
     con.execute(
         f"""CREATE TEMP TABLE dups AS
-        SELECT {keys} FROM (SELECT {_key_select(plan, "a")} FROM A) GROUP BY ALL HAVING count(*) > 1
-        UNION SELECT {keys} FROM (SELECT {_key_select(plan, "b")} FROM B) GROUP BY ALL HAVING count(*) > 1"""
+        SELECT {keys} FROM (SELECT {_key_select(plan, side_a, "a")} FROM A) GROUP BY ALL HAVING count(*) > 1
+        UNION SELECT {keys} FROM (SELECT {_key_select(plan, side_b, "b")} FROM B) GROUP BY ALL HAVING count(*) > 1"""
     )
     return bool(con.execute("SELECT count(*) FROM dups").fetchall()[0][0])
 
@@ -165,9 +215,11 @@ def _inputs(side_a: Side, side_b: Side) -> str:
     return f"A {side_a.path} and B {side_b.path}"
 
 
-def _batches(reader: Iterable[pa.RecordBatch], inputs: str) -> Iterator[pa.RecordBatch]:
+def _batches(reader: Iterable[pa.RecordBatch], inputs: str, names: list[str] | None) -> Iterator[pa.RecordBatch]:
+    """The batches, under the plan's names when they come from build_sql's internal ones."""
     try:
-        yield from reader
+        for batch in reader:
+            yield batch if names is None else pa.RecordBatch.from_arrays(batch.columns, names=names)
     except duckdb.Error as exc:
         raise _trouble(exc, inputs) from exc
 
@@ -194,25 +246,26 @@ def stream(
         con.execute(f"SET temp_directory = {lit(str(options.temp_dir or scratch / 'duckdb.tmp'))}")
         con.execute(f"SET memory_limit = {lit(options.memory_limit)}")
         for name, side in (("A", side_a), ("B", side_b)):
-            files = ", ".join(lit(f) for f in side.file_list)
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}])")
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM {source(side)}")
         # Sorted inputs (see positional.py) start decoding their wide columns while the keys are read.
         scans = positional.Scans(plan, side_a, side_b) if positional.applies(plan) else None
         sorted_keys = _sorted_keys(con, plan, side_a, side_b) if scans is not None else None
+        names: list[str] | None = None
         if scans is not None and sorted_keys is not None:
             found: Iterable[pa.RecordBatch] = positional.stream(plan, *sorted_keys, scans, options.max_diffs)
         else:
             if scans is not None:
                 scans.close()
-            has_dups = _find_duplicates(con, plan)
-            found = con.sql(build_sql(plan, has_dups, options.max_diffs)).to_arrow_reader(BATCH_ROWS)
+            has_dups = _find_duplicates(con, plan, side_a, side_b)
+            sql = build_sql(plan, side_a, side_b, has_dups, options.max_diffs)
+            found, names = con.sql(sql).to_arrow_reader(BATCH_ROWS), public_names(plan)
     except duckdb.Error as exc:
         if scans is not None:
             scans.close()
         con.close()
         raise _trouble(exc, _inputs(side_a, side_b)) from exc
     try:
-        yield _batches(found, _inputs(side_a, side_b))
+        yield _batches(found, _inputs(side_a, side_b), names)
     finally:
         if scans is not None:
             scans.close()

@@ -1,7 +1,8 @@
 """The second engine: the same plan as lazy Polars expressions, collected in batches by the streaming engine.
 
-It mirrors engine_duckdb clause for clause (null keys match each other, NaN equals NaN, duplicate
-keys leave the join and are counted apart) so both produce the same intermediate table.
+It mirrors engine_duckdb clause for clause (null keys match each other, duplicate keys leave the join
+and are counted apart) so both produce the same intermediate table; its mismatch flags are a
+pre-filter that the comparator (comparator.py) decides in the finishing pass, as for every engine.
 """
 
 from __future__ import annotations
@@ -40,9 +41,16 @@ def _keys(plan: Plan, side: str) -> list[pl.Expr]:
     return exprs
 
 
+def _value(side: Side, column: Column, label: str) -> pl.Expr:
+    name = column.name if label == "a" else column.b_name
+    # Extension types (the Parquet JSON type) are compared by their storage, the text, as in DuckDB.
+    extension = isinstance(side.schema.field(name).type, pa.BaseExtensionType)
+    return pl.col(name).ext.storage() if extension else pl.col(name)
+
+
 def _scan(side: Side, plan: Plan, label: str) -> pl.LazyFrame:
     rename = a_col if label == "a" else b_col
-    values = [pl.col(c.name if label == "a" else c.b_name).alias(rename(c.name)) for c in plan.columns]
+    values = [_value(side, c, label).alias(rename(c.name)) for c in plan.columns]
     return pl.scan_parquet(side.file_list).select(*_keys(plan, label), *values, pl.lit(True).alias(f"__in_{label}"))
 
 
@@ -57,17 +65,39 @@ def _comparable(column: Column, x: pl.Expr, y: pl.Expr) -> tuple[pl.Expr, pl.Exp
     return x, y
 
 
+def _inverse(expr: pl.Expr, arrow_type: pa.DataType) -> pl.Expr:
+    """1/e for every element: -0.0 and 0.0 become -inf and +inf, which equality tells apart."""
+    if pa.types.is_fixed_size_list(arrow_type):
+        return expr.arr.eval(1.0 / pl.element())
+    return expr.list.eval(1.0 / pl.element())
+
+
 def _mismatch(column: Column) -> pl.Expr:
+    """A pre-filter for the comparator: it may flag more rows than the rule, never fewer."""
     x, y = pl.col(a_col(column.name)), pl.col(b_col(column.name))
+    tol = column.tolerance
     if column.kind is not Kind.FLOAT:
         x, y = _comparable(column, x, y)
-        return ~x.eq_missing(y)
+        distinct = ~x.eq_missing(y)
+        if not tol.exact:
+            return distinct
+        same_type = column.type_a.equals(column.type_b)
+        if column.kind is Kind.FLOAT_LIST and pa.types.is_floating(column.type_a.value_type):
+            list_type = column.type_a if same_type else pa.list_(pa.float64())
+            return distinct | ~_inverse(x, list_type).eq_missing(_inverse(y, list_type))
+        if column.kind is Kind.SPARSE:
+            values_x, values_y = x.struct.field("values"), y.struct.field("values")
+            signs = ~_inverse(values_x, pa.list_(pa.float32())).eq_missing(_inverse(values_y, pa.list_(pa.float32())))
+            return distinct | signs.fill_null(False)
+        return distinct
     x, y = x.cast(pl.Float64), y.cast(pl.Float64)
-    tol = column.tolerance
+    # eq_missing calls -0.0 and 0.0 equal (and NaN equal to NaN): 1/x tells the zeros apart.
+    differs = ~x.eq_missing(y) | ((x == 0) & (1.0 / x != 1.0 / y)).fill_null(False)
     if tol.exact:
-        return ~x.eq_missing(y)
-    within = (~x.is_nan() & ~y.is_nan() & ((x - y).abs() <= tol.atol + tol.rtol * y.abs())).fill_null(False)
-    return ~x.eq_missing(y) & ~within
+        return differs
+    # Infinities and NaN stay out of the formula: abs(0 - inf) <= rtol * inf would hold.
+    within = (x.is_finite() & y.is_finite() & ((x - y).abs() <= tol.atol + tol.rtol * y.abs())).fill_null(False)
+    return differs & ~within
 
 
 def build_frame(plan: Plan, side_a: Side, side_b: Side, limit: int | None) -> pl.LazyFrame:

@@ -1,7 +1,8 @@
 """The streaming pass from the engine's intermediate table to diff.parquet, and the tallies on the way.
 
-One implementation for both engines: it normalises types (Polars hands out large strings, DuckDB
-BLOBs for fixed-size binaries), applies the refinements, builds `changed_columns`, computes vector
+One implementation for every engine: it normalises types (Polars hands out large strings, DuckDB
+BLOBs for fixed-size binaries), decides every row an engine flagged with the comparator (engines only
+pre-filter, see comparator.py), builds `changed_columns`, computes vector
 metrics for changed rows only and counts everything the summary reports, one record batch at a
 time so memory stays bounded.
 """
@@ -14,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from milvusdiff.compare.comparator import differs
 from milvusdiff.compare.lists import vector_metrics
 from milvusdiff.compare.plan import Column, Plan, a_col, b_col, flag_col
-from milvusdiff.compare.refine import still_different
 from milvusdiff.compare.sample import Sample
 from milvusdiff.compare.tally import ColumnTally, Tally, deviation
 
@@ -67,17 +68,17 @@ class Finisher:
         return arrays
 
     def _flags(self, batch: pa.RecordBatch, arrays: dict[str, pa.Array]) -> tuple[np.ndarray, np.ndarray]:
-        """Per row and column: still differs. Per column: whether refinement cleared any flag."""
+        """Per row and column: differs, by the comparator. Per column: whether it cleared any engine flag."""
         columns = self.plan.columns
         flags = np.zeros((batch.num_rows, len(columns)), dtype=bool)
         cleared = np.zeros(len(columns), dtype=bool)
         for i, column in enumerate(columns):
             flags[:, i] = batch.column(flag_col(column.name)).fill_null(False).to_numpy(zero_copy_only=False)
             rows = np.flatnonzero(flags[:, i])
-            if column.needs_refinement and rows.size:
+            if rows.size:
                 take = pa.array(rows)
                 a, b = arrays[a_col(column.name)].take(take), arrays[b_col(column.name)].take(take)
-                still = still_different(column, a, b)
+                still = differs(column.kind, a, b, column.tolerance)
                 cleared[i] = not still.all()
                 flags[rows, i] = still
         return flags, cleared

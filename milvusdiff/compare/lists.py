@@ -1,7 +1,7 @@
-"""Element-wise arithmetic over Arrow list columns with numpy, for the few rows an engine flagged.
+"""Deviation metrics over Arrow list columns with numpy, for the rows found to differ.
 
-Rows are compared only where both sides hold a list of the same length; every other pairing
-(null against a list, different lengths) is a difference by definition and needs no arithmetic.
+Equality is not decided here (comparator.py does that); these measure how far apart two lists are.
+Rows are measured only where both sides hold a list of the same length.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from milvusdiff.compare.options import Tolerance
 
 
 @dataclass(frozen=True)
@@ -44,28 +42,11 @@ def align(a: pa.Array, b: pa.Array) -> Aligned:
     return Aligned(rows, np.repeat(np.arange(len(rows)), lengths), flat_a, flat_b, null_a, null_b)
 
 
-def within(aligned: Aligned, tolerance: Tolerance) -> np.ndarray:
-    """Per aligned row: every element satisfies |a - b| <= atol + rtol * |b| (NaN = NaN, null = null)."""
-    x, y = aligned.a, aligned.b
-    with np.errstate(invalid="ignore", over="ignore"):
-        close = (x == y) | (np.isnan(x) & np.isnan(y)) | (np.abs(x - y) <= tolerance.atol + tolerance.rtol * np.abs(y))
-    ok = np.where(aligned.a_null | aligned.b_null, aligned.a_null & aligned.b_null, close)
-    bad = np.bincount(aligned.owner[~ok], minlength=len(aligned.rows))
-    return np.asarray(bad == 0)
-
-
-def elementwise_equal(a: pa.Array, b: pa.Array, tolerance: Tolerance) -> np.ndarray:
-    """Per row of the inputs; rows that do not align are unequal."""
-    aligned = align(a, b)
-    result = np.zeros(len(a), dtype=bool)
-    result[aligned.rows] = within(aligned, tolerance)
-    return result
-
-
 def max_abs_per_row(aligned: Aligned) -> np.ndarray:
-    deviation = np.abs(aligned.a - aligned.b)
-    result = np.full(len(aligned.rows), -np.inf)
-    np.maximum.at(result, aligned.owner, deviation)
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, a deviation no number describes
+        deviation = np.abs(aligned.a - aligned.b)
+        result = np.full(len(aligned.rows), -np.inf)
+        np.maximum.at(result, aligned.owner, deviation)
     return np.where(np.isneginf(result), 0.0, result)
 
 

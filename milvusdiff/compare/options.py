@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from milvusdiff.errors import CompareError
+from milvusdiff.compare.comparator import EXACT, Tolerance
+from milvusdiff.errors import CompareError, ToleranceError
 
 ENGINES = ("duckdb", "polars")
 # DuckDB's own default is 80% of RAM; a bounded default keeps a 10M-row diff of 128-dim vectors under
@@ -15,24 +16,12 @@ DEFAULT_MEMORY_LIMIT = "2GB"
 
 
 @dataclass(frozen=True)
-class Tolerance:
-    """|a - b| <= atol + rtol * |b|; the default (0, 0) means exact, since the shadow store keeps exact bits."""
-
-    atol: float = 0.0
-    rtol: float = 0.0
-
-    @property
-    def exact(self) -> bool:
-        return self.atol == 0.0 and self.rtol == 0.0
-
-
-@dataclass(frozen=True)
 class CompareOptions:
     key: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     rename: dict[str, str] = field(default_factory=dict)
-    tolerance: Tolerance = Tolerance()
+    tolerance: Tolerance = EXACT
     column_tolerance: dict[str, Tolerance] = field(default_factory=dict)
     engine: str = "duckdb"
     max_diffs: int | None = None
@@ -42,6 +31,7 @@ class CompareOptions:
     journal: Path | None = None
     out: Path | None = None
     sample_size: int = 20
+    json_columns: tuple[str, ...] = ()  # text columns compared as JSON (A-side names), beside typed ones
 
     def tolerance_for(self, column: str) -> Tolerance:
         return self.column_tolerance.get(column, self.tolerance)
@@ -51,9 +41,6 @@ class CompareOptions:
             raise CompareError(f"unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
         if self.max_diffs is not None and self.max_diffs < 1:
             raise CompareError("--max-diffs must be at least 1")
-        for tol in (self.tolerance, *self.column_tolerance.values()):
-            if tol.atol < 0 or tol.rtol < 0:
-                raise CompareError("tolerances must not be negative")
 
 
 def parse_rename(items: list[str] | tuple[str, ...]) -> dict[str, str]:
@@ -79,5 +66,8 @@ def parse_column_tolerance(items: list[str] | tuple[str, ...]) -> dict[str, Tole
             numbers = [float(part) for part in parts]
         except ValueError:
             raise CompareError(f"--tol expects COL=ATOL[,RTOL], got {item!r}") from None
-        result[column] = Tolerance(numbers[0], numbers[1] if len(numbers) > 1 else 0.0)
+        try:
+            result[column] = Tolerance(numbers[0], numbers[1] if len(numbers) > 1 else 0.0)
+        except ToleranceError as exc:
+            raise ToleranceError(f"--tol {column}: {exc}") from None
     return result

@@ -6,12 +6,12 @@ exports come out in key order), the matched rows form a merge: the key columns a
 (row in A, row in B) pairs, both ascending. A second pass then streams the wide columns of both
 files in order (DuckDB scans, one connection per side, decoded in background threads) and compares
 them positionally with numpy: vectors as (n, dim) views of the fixed-size-list buffers, bit equality
-first and value equality (NaN equals NaN, -0 equals 0) only on rows whose bits differ. Nothing wide is
+first and the comparator's rule (comparator.py) only on rows whose bits differ. Nothing wide is
 hashed, joined or copied but the differing rows.
 
 It emits the same intermediate table as the SQL path (key, class, count_a, count_b, one mismatch
-flag per column, values where flagged) under the same formulas: exact equality for EXACT, JSON text
-and vectors (refinement in the finishing pass does the rest), the float formula for FLOAT. Inputs it
+flag per column, values where flagged), every flag decided by the comparator (JSON flagged on differing
+text, which the finishing pass parses). Inputs it
 does not fit (unsorted, duplicate or null keys, composite or non-integer keys, nested column types
 other than numeric vectors) take the SQL path.
 """
@@ -23,23 +23,14 @@ from collections.abc import Iterator
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from milvusdiff.compare import comparator
+from milvusdiff.compare.duck import ref, source
 from milvusdiff.compare.inputs import Side
-from milvusdiff.compare.lists import elementwise_equal
-from milvusdiff.compare.options import Tolerance
 from milvusdiff.compare.pipeline import Prefetch
 from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
 
 BATCH_ROWS = 65536
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _files(side: Side) -> str:
-    return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in side.file_list) + "]"
 
 
 def _is_vector(arrow_type: pa.DataType) -> bool:
@@ -82,7 +73,7 @@ def applies(plan: Plan) -> bool:
 
 def sorted_keys(con: duckdb.DuckDBPyConnection, side: Side, name: str) -> np.ndarray | None:
     """The key column in file order as int64, or None unless non-null and strictly ascending."""
-    table = con.sql(f"SELECT CAST({_q(name)} AS BIGINT) AS k FROM read_parquet({_files(side)})").fetch_arrow_table()
+    table = con.sql(f"SELECT CAST({ref(side, name)} AS BIGINT) AS k FROM {source(side)}").fetch_arrow_table()
     keys = table.column(0)
     if keys.null_count:
         return None
@@ -92,11 +83,11 @@ def sorted_keys(con: duckdb.DuckDBPyConnection, side: Side, name: str) -> np.nda
     return values
 
 
-def _select(plan: Plan, label: str) -> str:
+def _select(plan: Plan, side: Side, label: str) -> str:
     parts = []
-    for c in plan.columns:
+    for j, c in enumerate(plan.columns):
         name, arrow_type = (c.name, c.type_a) if label == "a" else (c.b_name, c.type_b)
-        sql = _q(name)
+        sql = ref(side, name)
         if _is_vector(arrow_type):
             element = {8: "TINYINT", 16: "SMALLINT", 32: "INTEGER", 64: "BIGINT"}
             value_type = arrow_type.value_type
@@ -105,7 +96,7 @@ def _select(plan: Plan, label: str) -> str:
             else:
                 sql_type = ("U" if pa.types.is_unsigned_integer(value_type) else "") + element[value_type.bit_width]
             sql = f"CAST({sql} AS {sql_type}[{arrow_type.list_size}])"
-        parts.append(f"{sql} AS {_q(c.name)}")
+        parts.append(f'{sql} AS "v{j}"')
     return ", ".join(parts) if parts else "1 AS __none"
 
 
@@ -113,7 +104,7 @@ def _scan(plan: Plan, side: Side, label: str, threads: int) -> Iterator[pa.Recor
     """The compared columns of one side, in file order, as record batches (own connection)."""
     con = duckdb.connect(config={"threads": threads, "preserve_insertion_order": True})
     try:
-        reader = con.sql(f"SELECT {_select(plan, label)} FROM read_parquet({_files(side)})").to_arrow_reader(BATCH_ROWS)
+        reader = con.sql(f"SELECT {_select(plan, side, label)} FROM {source(side)}").to_arrow_reader(BATCH_ROWS)
         yield from reader
     finally:
         con.close()
@@ -187,39 +178,6 @@ def _numbers(array: pa.Array) -> np.ndarray | None:
     return None
 
 
-def _valid(array: pa.Array) -> np.ndarray:
-    if not array.null_count:
-        return np.ones(len(array), dtype=bool)
-    return np.asarray(array.is_valid().to_numpy(zero_copy_only=False))
-
-
-def _floats(array: pa.Array) -> np.ndarray:
-    if pa.types.is_integer(array.type) or array.null_count:
-        array = array.cast(pa.float64(), safe=False).fill_null(np.nan)
-    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
-def _float_differs(a: pa.Array, b: pa.Array, tol: Tolerance) -> np.ndarray:
-    """As the SQL: x IS DISTINCT FROM y (NaN = NaN, null = null), then not within the formula."""
-    va, vb = _valid(a), _valid(b)
-    x, y = _floats(a), _floats(b)
-    with np.errstate(invalid="ignore", over="ignore"):
-        same = (x == y) | (np.isnan(x) & np.isnan(y))
-        distinct = np.where(va & vb, ~same, va != vb)
-        if tol.exact:
-            return np.asarray(distinct)
-        within = va & vb & ~np.isnan(x) & ~np.isnan(y) & (np.abs(x - y) <= tol.atol + tol.rtol * np.abs(y))
-    return np.asarray(distinct & ~within)
-
-
-def _exact_differs(a: pa.Array, b: pa.Array) -> np.ndarray:
-    if not a.type.equals(b.type):
-        a, b = a.cast(pa.int64()), b.cast(pa.int64())
-    equal = pc.equal(a, b).fill_null(False).to_numpy(zero_copy_only=False)
-    va, vb = _valid(a), _valid(b)
-    return np.asarray(~(equal | (~va & ~vb)))
-
-
 def _matrix(array: pa.FixedSizeListArray) -> np.ndarray:
     dim = array.type.list_size
     values = array.values.slice(array.offset * dim, len(array) * dim)
@@ -229,42 +187,13 @@ def _matrix(array: pa.FixedSizeListArray) -> np.ndarray:
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
-def _vector_differs(a: pa.FixedSizeListArray, b: pa.FixedSizeListArray) -> np.ndarray:
-    """Exact, as FLOAT[dim] IS DISTINCT FROM: bits first, value equality only where bits differ."""
-    if a.null_count or b.null_count or a.values.null_count or b.values.null_count:
-        va, vb = _valid(a), _valid(b)
-        return np.asarray(~(elementwise_equal(a, b, Tolerance()) | (~va & ~vb)))
-    x, y = _matrix(a), _matrix(b)
-    unsigned = _UINT[x.dtype.itemsize]
-    differs = (x.view(unsigned) != y.view(unsigned)).any(axis=1)
-    if np.issubdtype(x.dtype, np.floating):
-        rows = np.flatnonzero(differs)
-        if rows.size:
-            xs, ys = x[rows], y[rows]
-            differs[rows] = ~((xs == ys) | (np.isnan(xs) & np.isnan(ys))).all(axis=1)
-    return np.asarray(differs)
-
-
 def _numpy_differs(column: Column, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """As _differs, for null-free numpy columns."""
+    """The comparator's rule for null-free numpy columns (vectors as matrices)."""
     if x.ndim == 2:
-        unsigned = _UINT[x.dtype.itemsize]
-        differs = (x.view(unsigned) != y.view(unsigned)).any(axis=1)
-        rows = np.flatnonzero(differs)
-        if rows.size and np.issubdtype(x.dtype, np.floating):
-            xs, ys = x[rows], y[rows]
-            differs[rows] = ~((xs == ys) | (np.isnan(xs) & np.isnan(ys))).all(axis=1)
-        return np.asarray(differs)
-    if column.kind is not Kind.FLOAT:
-        return np.asarray(x != y)
-    x, y = x.astype(np.float64, copy=False), y.astype(np.float64, copy=False)
-    tol = column.tolerance
-    with np.errstate(invalid="ignore", over="ignore"):
-        distinct = ~((x == y) | (np.isnan(x) & np.isnan(y)))
-        if tol.exact:
-            return np.asarray(distinct)
-        within = ~np.isnan(x) & ~np.isnan(y) & (np.abs(x - y) <= tol.atol + tol.rtol * np.abs(y))
-    return np.asarray(distinct & ~within)
+        return ~comparator.vectors_equal(x, y, column.tolerance)
+    if column.kind is Kind.FLOAT:
+        return ~comparator.floats_equal(x, y, column.tolerance)
+    return np.asarray(x != y)
 
 
 _MAX_RUNS_SHARE = 32  # compare run by run while runs average at least this many rows, else gather
@@ -292,23 +221,6 @@ def _runs_differ(
         xs, ys = x[first_a : first_a + hi - lo], y[first_b : first_b + hi - lo]
         differs[lo:hi] = (xs.view(unsigned) != ys.view(unsigned)).any(axis=1)
     return differs
-
-
-def _vector_rows_differ(x: np.ndarray, y: np.ndarray, differs: np.ndarray) -> np.ndarray:
-    """Rows whose bits differ, compared again by value: NaN equals NaN, -0 equals 0."""
-    rows = np.flatnonzero(differs)
-    if rows.size and np.issubdtype(x.dtype, np.floating):
-        xs, ys = x[rows], y[rows]
-        differs[rows] = ~((xs == ys) | (np.isnan(xs) & np.isnan(ys))).all(axis=1)
-    return differs
-
-
-def _differs(column: Column, a: pa.Array, b: pa.Array) -> np.ndarray:
-    if column.kind is Kind.FLOAT:
-        return _float_differs(a, b, column.tolerance)
-    if column.kind is Kind.FLOAT_LIST:
-        return _vector_differs(a, b)
-    return _exact_differs(a, b)
 
 
 def _normalise(array: pa.Array, target: pa.DataType) -> pa.Array:
@@ -354,7 +266,7 @@ class _Merge:
                             found = np.flatnonzero(runs)
                             xs, ys = window_a.gather(i, rows_a[found]), window_b.gather(i, rows_b[found])
                             assert xs is not None and ys is not None
-                            runs[found] = _vector_rows_differ(xs, ys, np.ones(len(found), dtype=bool))
+                            runs[found] = ~comparator.vectors_equal(xs, ys, column.tolerance)
                         flags[:, i] = runs
                         continue
             x, y = window_a.gather(i, rows_a), window_b.gather(i, rows_b)
@@ -363,7 +275,7 @@ class _Merge:
             else:
                 a = _normalise(window_a.take(i, rows_a), column.type_a)
                 b = _normalise(window_b.take(i, rows_b), column.type_b)
-                flags[:, i] = _differs(column, a, b)
+                flags[:, i] = comparator.differs(column.kind, a, b, column.tolerance)
         keep = np.flatnonzero(flags.any(axis=1))
         if not keep.size:
             return None

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from milvusdiff.compare.comparator import equal
 from milvusdiff.compare.histogram import DeviationHistogram
-from milvusdiff.compare.lists import align, elementwise_equal, max_abs_per_row
-from milvusdiff.compare.options import Tolerance
+from milvusdiff.compare.lists import align, max_abs_per_row
 from milvusdiff.compare.plan import Column, Kind
 
 
@@ -49,6 +50,8 @@ def deviation(column: Column, a: pa.Array, b: pa.Array) -> np.ndarray | None:
     if column.kind is Kind.FLOAT_LIST and not column.vector:
         return max_abs_per_row(align(a, b))
     if column.kind is Kind.SPARSE:
-        same_indices = pa.array(elementwise_equal(a.field("indices"), b.field("indices"), Tolerance()))
-        return max_abs_per_row(align(a.field("values").filter(same_indices), b.field("values").filter(same_indices)))
+        indices_a, indices_b = pc.struct_field(a, "indices"), pc.struct_field(b, "indices")
+        same_indices = pa.array(equal(Kind.EXACT, indices_a, indices_b) & a.is_valid().to_numpy(zero_copy_only=False))
+        values_a, values_b = pc.struct_field(a, "values"), pc.struct_field(b, "values")
+        return max_abs_per_row(align(values_a.filter(same_indices), values_b.filter(same_indices)))
     return None

@@ -12,6 +12,8 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
+
 
 def normalize_json_value(value: Any) -> Any:
     """Integral floats become ints (float -> int is exact at any magnitude); containers recurse.
@@ -28,6 +30,21 @@ def normalize_json_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [normalize_json_value(v) for v in value]
     return value
+
+
+def canonical_floats(values: np.ndarray) -> np.ndarray:
+    """Floats as digests hash them: their exact bits (so -0.0 and 0.0 differ), except that every NaN,
+    whatever its sign and payload, becomes the one quiet NaN. Two floats have equal canonical bits
+    exactly when compare's rule without tolerance calls them equal (compare/comparator.py), so compare
+    and arbitration never disagree. Other dtypes are returned as they are."""
+    if values.dtype.kind != "f":
+        return values
+    nan = np.isnan(values)
+    if not nan.any():
+        return values
+    out = values.copy()
+    out[nan] = np.nan
+    return out
 
 
 def canonical_json(value: Any) -> str:

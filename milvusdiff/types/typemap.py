@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from milvusdiff.errors import SchemaError
-from milvusdiff.types.canonical import canonical_json, canonical_json_text, parse_timestamptz
+from milvusdiff.types.canonical import canonical_floats, canonical_json, canonical_json_text, parse_timestamptz
 from milvusdiff.types.spec import FieldSpec
 
 TYPE_METADATA_KEY = b"milvusdiff.type"
@@ -65,7 +65,9 @@ def _fixed_width_bytes(arr: pa.Array, numpy_dtype: np.dtype) -> Bytes:
     """Exact bytes of a fixed-width column; null slots are zero-length."""
     nulls = _null_mask(arr)
     filled = arr.fill_null(pa.scalar(0, arr.type)) if arr.null_count else arr
-    values = np.ascontiguousarray(filled.to_numpy(zero_copy_only=False).astype(numpy_dtype, copy=False))
+    values = np.ascontiguousarray(
+        canonical_floats(filled.to_numpy(zero_copy_only=False).astype(numpy_dtype, copy=False))
+    )
     width = values.dtype.itemsize
     data = values.view(np.uint8).reshape(len(arr), width)
     lengths = np.where(nulls, 0, width).astype(np.int64)
@@ -225,7 +227,7 @@ def _array_canonical(arr: pa.Array, spec: FieldSpec) -> Bytes:
         child = child.cast(pa.uint8())
     width = np.dtype(numpy_dtype).itemsize
     child_bytes = np.ascontiguousarray(
-        child.fill_null(pa.scalar(0, child.type)).to_numpy(zero_copy_only=False).astype(numpy_dtype)
+        canonical_floats(child.fill_null(pa.scalar(0, child.type)).to_numpy(zero_copy_only=False).astype(numpy_dtype))
     ).view(np.uint8)
     return _var_bytes(offsets * width, child_bytes, nulls)
 
@@ -345,7 +347,7 @@ def _bfloat16_decode(value: Any) -> np.ndarray:
 
 def _matrix_bytes(matrix: np.ndarray, nulls: np.ndarray) -> Bytes:
     """Canonical bytes of a dense vector column: each present row's exact bits, in storage order."""
-    present = np.ascontiguousarray(matrix[~nulls])
+    present = np.ascontiguousarray(canonical_floats(matrix[~nulls]))
     width = matrix.shape[1] * matrix.dtype.itemsize
     return np.where(nulls, 0, width).astype(np.int64), present.view(np.uint8).reshape(-1), nulls
 
@@ -594,7 +596,7 @@ def _sparse_canonical(arr: pa.Array, _: FieldSpec) -> Bytes:
     from milvusdiff.types.digest import concat_row_bytes
 
     idx_part = _var_bytes(offsets * 4, indices.view(np.uint8), nulls)
-    val_part = _var_bytes(offsets * 4, values.view(np.uint8), nulls)
+    val_part = _var_bytes(offsets * 4, canonical_floats(values).view(np.uint8), nulls)
     lengths, data = concat_row_bytes([idx_part, val_part])
     return lengths, data, nulls
 

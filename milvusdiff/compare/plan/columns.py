@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.options import CompareOptions
-from milvusdiff.compare.plan.kinds import family, is_vector, kind_of
+from milvusdiff.compare.plan.kinds import Kind, family, is_vector, kind_of, plain
 from milvusdiff.compare.plan.model import Column, KeyColumn, Plan
 from milvusdiff.errors import CompareError
 from milvusdiff.types.spec import DIGEST_COLUMN
@@ -17,6 +17,9 @@ def build_columns(side_a: Side, side_b: Side, keys: tuple[KeyColumn, ...], optio
     # `$digest` describes a row, it is not part of it: never a compared column (staged compare uses it)
     names_a = [n for n in side_a.schema.names if n not in {k.name for k in keys} and n != DIGEST_COLUMN]
     names_b = [n for n in side_b.schema.names if n not in {k.b_name for k in keys} and n != DIGEST_COLUMN]
+    keyed = sorted(set(options.json_columns) & {k.name for k in keys})
+    if keyed:
+        raise CompareError(f"--json: {keyed[0]!r} is a key column; keys are compared exactly")
     _check_named(options, names_a, names_b)
     wanted = set(options.columns) if options.columns else None
     ignored = set(options.ignore)
@@ -38,14 +41,17 @@ def build_columns(side_a: Side, side_b: Side, keys: tuple[KeyColumn, ...], optio
             incomparable[name] = f"{field_a.type} vs {field_b.type}"
             continue
         _check_width(name, field_a.type, field_b.type)
+        kind = kind_of(field_a, field_b, as_json=name in options.json_columns)
+        if kind is Kind.JSON and family(field_a.type) != "string":
+            raise CompareError(f"column {name!r} cannot be compared as JSON: it holds {field_a.type}, not text")
         columns.append(
             Column(
                 name,
                 b_name,
-                kind_of(field_a, field_b),
+                kind,
                 options.tolerance_for(name),
-                field_a.type,
-                field_b.type,
+                plain(field_a.type),
+                plain(field_b.type),
                 vector=is_vector(field_a) and is_vector(field_b),
             )
         )
@@ -69,6 +75,7 @@ def _check_named(options: CompareOptions, names_a: list[str], names_b: list[str]
         ("--columns", options.columns),
         ("--ignore", options.ignore),
         ("--tol", options.column_tolerance),
+        ("--json", options.json_columns),
     ):
         unknown = sorted(set(names) - known)
         if unknown:

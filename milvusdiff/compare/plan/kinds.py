@@ -6,31 +6,17 @@ but must be compared semantically. Foreign files have no metadata and fall back 
 
 from __future__ import annotations
 
-import enum
-
 import pyarrow as pa
+
+from milvusdiff.compare.comparator import Kind, is_list
 
 TYPE_META = b"milvusdiff.type"
 DYNAMIC_FIELD = "$meta"
 
 
-class Kind(enum.Enum):
-    EXACT = "exact"  # bit-for-bit (ints, strings, bools, timestamps, binary vectors, non-float arrays)
-    FLOAT = "float"  # scalar float: |a - b| <= atol + rtol * |b|, NaN equals NaN
-    JSON = "json"  # canonical JSON text: equal text, else equal after canonicalisation
-    FLOAT_LIST = "float_list"  # vectors and float arrays: element-wise float formula, in order
-    SPARSE = "sparse"  # struct<indices, values>: same indices, values by the float formula
-
-
 def milvus_type(field: pa.Field) -> str | None:
     meta = field.metadata or {}
     return meta[TYPE_META].decode() if TYPE_META in meta else None
-
-
-def is_list(arrow_type: pa.DataType) -> bool:
-    return bool(
-        pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type)
-    )
 
 
 def is_sparse(arrow_type: pa.DataType) -> bool:
@@ -55,8 +41,19 @@ def is_vector(field: pa.Field) -> bool:
     )
 
 
+def is_json_type(arrow_type: pa.DataType) -> bool:
+    """The Parquet JSON logical type, as pyarrow, Spark and others write it (Arrow's `arrow.json`)."""
+    return isinstance(arrow_type, pa.BaseExtensionType) and arrow_type.extension_name == "arrow.json"
+
+
+def plain(arrow_type: pa.DataType) -> pa.DataType:
+    """An extension type's storage type (JSON is held as text), any other type as it is."""
+    return arrow_type.storage_type if isinstance(arrow_type, pa.BaseExtensionType) else arrow_type
+
+
 def family(arrow_type: pa.DataType) -> str:
     """Types in one family can be compared with each other; across families they cannot."""
+    arrow_type = plain(arrow_type)
     if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
         return "number"
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
@@ -77,9 +74,16 @@ def family(arrow_type: pa.DataType) -> str:
     return str(arrow_type)
 
 
-def kind_of(field_a: pa.Field, field_b: pa.Field) -> Kind:
-    types = (field_a.type, field_b.type)
-    if "JSON" in (milvus_type(field_a), milvus_type(field_b)) or field_a.name == DYNAMIC_FIELD:
+def kind_of(field_a: pa.Field, field_b: pa.Field, as_json: bool = False) -> Kind:
+    """The rule for a column pair. JSON: milvusdiff's own metadata, the Parquet JSON type on either side,
+    the dynamic field, or `as_json` (the caller said so, for a text column)."""
+    types = (plain(field_a.type), plain(field_b.type))
+    if (
+        as_json
+        or "JSON" in (milvus_type(field_a), milvus_type(field_b))
+        or field_a.name == DYNAMIC_FIELD
+        or any(is_json_type(f.type) for f in (field_a, field_b))
+    ):
         return Kind.JSON
     if all(pa.types.is_integer(t) for t in types):
         return Kind.EXACT

@@ -1,7 +1,7 @@
 """The plan both engines execute: which key, which column pairs, compared how.
 
 Column names in the intermediate and output tables derive from the A-side name through the helpers
-here, so the engines, the refinement pass and the reports agree on them by construction.
+here, so the engines, the finishing pass and the reports agree on them by construction.
 """
 
 from __future__ import annotations
@@ -42,14 +42,6 @@ class Column:
     type_a: pa.DataType
     type_b: pa.DataType
     vector: bool = False
-
-    @property
-    def needs_refinement(self) -> bool:
-        """Engines compare nested values exactly; a second, vectorized pass over only the rows they flag
-        applies what SQL cannot express cheaply: semantic JSON and element-wise float tolerance."""
-        if self.kind is Kind.JSON:
-            return True
-        return self.kind in (Kind.FLOAT_LIST, Kind.SPARSE) and not self.tolerance.exact
 
     @property
     def dim(self) -> int | None:
