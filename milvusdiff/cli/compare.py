@@ -40,6 +40,16 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--temp-dir", type=click.Path(path_type=Path), help="Where DuckDB spills and scratch files go.")
 @click.option("--threads", type=int, help="Engine threads [default: all cores].")
 @click.option("--journal", type=click.Path(path_type=Path), help="Journal snapshot or LMDB journal: arbitrate.")
+@click.option(
+    "--staged/--no-staged",
+    default=True,
+    show_default=True,
+    help="Bucketed snapshots with the same layout: skip buckets whose manifests agree, read full rows only "
+    "for keys whose digests differ.",
+)
+@click.option(
+    "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes for staged buckets."
+)
 @click.option("--out", type=click.Path(path_type=Path), help="Write summary.json, diff.parquet, report.md/.html here.")
 @click.option("--sample", type=int, default=20, show_default=True, help="Differences per class shown in reports.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -63,6 +73,8 @@ def compare_command(
     temp_dir: Path | None,
     threads: int | None,
     journal: Path | None,
+    staged: bool,
+    jobs: int,
     out: Path | None,
     sample: int,
     fmt: str,
@@ -80,6 +92,7 @@ def compare_command(
       milvusdiff compare a.parquet b.parquet --key tenant --key doc --map text=body
       milvusdiff compare snap/milvus snap/pg --journal snap/journal --format json
       milvusdiff compare snap/milvus snap/pg --out diff --junit-xml reports/milvusdiff.xml
+      milvusdiff compare b64/milvus b64/pg --jobs 2   # exported with --buckets 64: staged
     """
     from milvusdiff.compare import compare, make_options
     from milvusdiff.compare.options import parse_column_tolerance, parse_rename
@@ -102,6 +115,8 @@ def compare_command(
         journal=journal,
         out=out,
         sample_size=sample,
+        staged=staged,
+        jobs=jobs,
         **extra,
     )
     with gate("compare", f"{a} vs {b}", junit_xml) as record:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import time
 from collections.abc import Iterable, Mapping
@@ -83,7 +84,15 @@ def diff_into(
     plan = build_plan(side_a, side_b, opts)
     engine = importlib.import_module(f"milvusdiff.compare.engine_{opts.engine}")
     diff = outputs / DIFF_FILE
-    with engine.stream(plan, side_a, side_b, opts, scratch) as batches:
+    staged = None
+    run_a, run_b = side_a, side_b  # bucketed snapshots: only the rows that may differ (compare/staged)
+    if opts.staged:
+        from milvusdiff.compare.staged import reduce_sides
+
+        reduced = reduce_sides(side_a, side_b, plan, opts, scratch)
+        if not isinstance(reduced, str):
+            run_a, run_b, staged = reduced.side_a, reduced.side_b, reduced.stats
+    with engine.stream(plan, run_a, run_b, opts, scratch) as batches:
         finisher = Finisher(plan, opts.sample_size)
         tally = finish_to_parquet(batches, diff, finisher)
     sample = finisher.sample.rows()
@@ -91,10 +100,10 @@ def diff_into(
     if opts.journal is not None:
         from milvusdiff.compare.arbitrate import arbitrate
 
-        verdicts, per_row = arbitrate(diff, tally, plan, side_a, side_b, opts.journal, scratch)
+        verdicts, per_row = arbitrate(diff, tally, plan, run_a, run_b, opts.journal, scratch)
         _give_verdicts(sample, per_row)
     summary = build_summary(side_a, side_b, plan, tally, opts, verdicts, time.perf_counter() - started)
-    return summary, [row for _, row in sample]
+    return dataclasses.replace(summary, staged=staged), [row for _, row in sample]
 
 
 def compare(a: str | Path, b: str | Path, options: CompareOptions | None = None, **kwargs: Any) -> CompareResult:

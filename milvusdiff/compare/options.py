@@ -32,6 +32,8 @@ class CompareOptions:
     out: Path | None = None
     sample_size: int = 20
     json_columns: tuple[str, ...] = ()  # text columns compared as JSON (A-side names), beside typed ones
+    staged: bool = True  # bucketed snapshots with the same layout: compare only the buckets that differ
+    jobs: int = 1  # worker processes for the buckets of a staged compare
 
     def tolerance_for(self, column: str) -> Tolerance:
         return self.column_tolerance.get(column, self.tolerance)
@@ -41,6 +43,8 @@ class CompareOptions:
             raise CompareError(f"unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
         if self.max_diffs is not None and self.max_diffs < 1:
             raise CompareError("--max-diffs must be at least 1")
+        if self.jobs < 1:
+            raise CompareError("--jobs must be at least 1")
 
 
 def parse_rename(items: list[str] | tuple[str, ...]) -> dict[str, str]:

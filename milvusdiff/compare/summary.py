@@ -112,6 +112,20 @@ class Inputs:
 
 
 @dataclass(frozen=True)
+class Staged:
+    """How a staged compare of two bucketed snapshots went (compare/staged): None when it did not apply."""
+
+    buckets: int
+    settled: int  # decided from the manifests alone
+    examined: int  # key + digest joined
+    candidate_keys: int  # keys whose full rows were read and compared
+    rows_read_a: int
+    rows_read_b: int
+    jobs: int = 1
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class Summary:
     """What one comparison found. Counts are of keys; `unchanged` is None when unknown (max_diffs hit)."""
 
@@ -141,6 +155,7 @@ class Summary:
     elapsed_seconds: float = 0.0
     # What the rows alone cannot show (validate): a store contradicting itself, journal keys IN_DOUBT.
     store_warnings: list[str] = field(default_factory=list)
+    staged: Staged | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
