@@ -86,7 +86,8 @@ def _copy_rows(con: duckdb.DuckDBPyConnection, files: tuple[str, ...], key: str,
         f"SELECT * FROM read_parquet([{listed}]) WHERE {_quoted(key)} IN (SELECT {_K} FROM keys)"
     ).to_arrow_table()
     if table.num_rows:
-        pq.write_table(table.cast(schema), out)
+        # by position: DuckDB renames columns whose names differ only in case, the snapshot does not
+        pq.write_table(table.rename_columns(schema.names).cast(schema), out)
     return table.num_rows
 
 
