@@ -7,15 +7,19 @@ The load: --threads threads (default 4) share one client; each performs --ops ro
 10% deletes by filter (half `id in [...]`, half a key range holding exactly the chosen live keys). Every
 thread owns a key block per collection and tracks its live keys while the calls are planned, so the calls
 are computed once, before any timing, and replayed identically against both clients; the final key count
-of each collection is known in advance.
+of each collection is known in advance. With --overlap every thread plans on the same key block instead, so
+threads insert, upsert and delete the same keys at once (the final count is then not known in advance):
+the case where shadow writes race each other in PostgreSQL (row locks, deadlocks).
 
 Each contender writes to a fresh Milvus Lite database. The shadow uses the PostgreSQL server in PG_CONN
 (else 127.0.0.1:5432/test), or an embedded server with --embedded. The bare client runs first and last
 (a drift check: the machine is shared). Prints throughputs, the overhead ratio and the validate outcome
-(zero differences expected); asserts nothing.
+(zero differences expected) and the SyncErrors the ShadowClient raised (zero expected: a bare client
+accepts every one of these writes); asserts nothing.
 
     python bench/bench_concurrent.py
     python bench/bench_concurrent.py --ops 5000 --embedded
+    python bench/bench_concurrent.py --ops 5000 --overlap
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from pymilvus import DataType, MilvusClient
 
 from milvusdiff.client.shadow import ShadowClient
 from milvusdiff.config import Settings
+from milvusdiff.errors import SyncError
 
 SERVER_PG = "postgresql://postgres@127.0.0.1:5432/test"
 COLLECTIONS = ("bench_concurrent_a", "bench_concurrent_b")
@@ -94,10 +99,14 @@ def rows_for(keys: np.ndarray, rng: np.random.Generator, dim: int, version: int)
     ]
 
 
-def plan_thread(index: int, ops: int, batch: int, dim: int, seed: int) -> tuple[list[Call], list[int]]:
-    """The calls of one thread, and how many of its keys each collection holds at the end."""
+def plan_thread(
+    index: int, ops: int, batch: int, dim: int, seed: int, overlap: bool = False
+) -> tuple[list[Call], list[int]]:
+    """The calls of one thread, and how many of its keys each collection holds at the end (as if alone: with
+    `overlap`, every thread plans on the same key block)."""
     rng = np.random.default_rng([seed, index])
-    blocks = [KeyBlock((index * len(COLLECTIONS) + c + 1) * KEY_BLOCK) for c in range(len(COLLECTIONS))]
+    owner = 0 if overlap else index
+    blocks = [KeyBlock((owner * len(COLLECTIONS) + c + 1) * KEY_BLOCK) for c in range(len(COLLECTIONS))]
     names, weights = list(MIX), np.array(list(MIX.values()))
     calls: list[Call] = []
     done = 0
@@ -152,16 +161,21 @@ def send(client: MilvusClient, call: Call) -> None:
         client.delete(call.collection, filter=call.filter)
 
 
-def timed_load(client: MilvusClient, plans: list[list[Call]]) -> float:
-    """Seconds from the moment every thread may start to the moment the last one ends."""
+def timed_load(client: MilvusClient, plans: list[list[Call]]) -> tuple[float, int]:
+    """Seconds from the moment every thread may start to the moment the last one ends, and the number of
+    calls that raised SyncError (counted, and the thread goes on; any other error stops the run)."""
     start = threading.Barrier(len(plans) + 1)
     failures: list[BaseException] = []
+    sync_errors: list[SyncError] = []
 
     def worker(calls: list[Call]) -> None:
         start.wait()
         try:
             for call in calls:
-                send(client, call)
+                try:
+                    send(client, call)
+                except SyncError as exc:
+                    sync_errors.append(exc)
         except BaseException as exc:
             failures.append(exc)
 
@@ -175,10 +189,12 @@ def timed_load(client: MilvusClient, plans: list[list[Call]]) -> float:
     seconds = time.perf_counter() - began
     if failures:
         raise RuntimeError(f"{len(failures)} thread(s) failed; first: {failures[0]!r}") from failures[0]
-    return seconds
+    if sync_errors:
+        print(f"  first SyncError: {sync_errors[0]}")
+    return seconds, len(sync_errors)
 
 
-def run_bare(workdir: Path, plans: list[list[Call]], dim: int) -> float:
+def run_bare(workdir: Path, plans: list[list[Call]], dim: int) -> tuple[float, int]:
     client = MilvusClient(str(workdir / f"bare-{uuid.uuid4().hex[:8]}.db"))
     try:
         create_collections(client, dim)
@@ -187,7 +203,7 @@ def run_bare(workdir: Path, plans: list[list[Call]], dim: int) -> float:
         client.close()
 
 
-def run_shadow(workdir: Path, settings: Settings, plans: list[list[Call]], dim: int) -> float:
+def run_shadow(workdir: Path, settings: Settings, plans: list[list[Call]], dim: int) -> tuple[float, int]:
     client = ShadowClient.from_settings(settings)
     try:
         create_collections(client, dim)
@@ -196,16 +212,21 @@ def run_shadow(workdir: Path, settings: Settings, plans: list[list[Call]], dim: 
         client.close()
 
 
-def report(label: str, rows: int, calls: int, seconds: float, bare_seconds: float | None = None) -> None:
+def report(
+    label: str, rows: int, calls: int, seconds: float, sync_errors: int, bare_seconds: float | None = None
+) -> None:
     overhead = (
         f"  {bare_seconds / seconds:.2f}x bare throughput, {seconds / bare_seconds:.2f}x its time"
         if bare_seconds
         else ""
     )
-    print(f"{label:<34} {seconds:8.2f} s  {rows / seconds:9,.0f} rows/s  {calls / seconds:7,.1f} calls/s{overhead}")
+    print(
+        f"{label:<34} {seconds:8.2f} s  {rows / seconds:9,.0f} rows/s  {calls / seconds:7,.1f} calls/s  "
+        f"SyncErrors {sync_errors}{overhead}"
+    )
 
 
-def validate_shadow(settings: Settings, expected: dict[str, int], workdir: Path) -> None:
+def validate_shadow(settings: Settings, expected: dict[str, int] | None, workdir: Path) -> None:
     """`milvusdiff validate` in a process of its own, as after any real load. (In this process, pymilvus' cached
     channel to the in-process Milvus Lite server tends to be closed by then, GOAWAY "too many pings".)"""
     from milvus_lite.server_manager import server_manager_instance
@@ -232,7 +253,8 @@ def validate_shadow(settings: Settings, expected: dict[str, int], workdir: Path)
         print(
             f"validate {collection}: {differences} differences (only_a {s['only_a']}, only_b {s['only_b']}, "
             f"changed {s['changed']}, duplicates {s['duplicate_a']}/{s['duplicate_b']}), "
-            f"rows milvus {s['rows_a']} / pg {s['rows_b']} / planned {expected[collection]}, "
+            f"rows milvus {s['rows_a']} / pg {s['rows_b']} / planned "
+            f"{expected[collection] if expected else 'n/a (overlapping keys)'}, "
             f"exit {done.returncode}, {time.perf_counter() - began:.1f} s"
         )
 
@@ -246,19 +268,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--pg", default=os.environ.get("PG_CONN") or SERVER_PG, help="PostgreSQL server")
     parser.add_argument("--embedded", action="store_true", help="shadow into an embedded PostgreSQL instead")
+    parser.add_argument("--overlap", action="store_true", help="every thread writes the same keys")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
 
-    planned = [plan_thread(t, args.ops, args.batch, args.dim, args.seed) for t in range(args.threads)]
+    planned = [plan_thread(t, args.ops, args.batch, args.dim, args.seed, args.overlap) for t in range(args.threads)]
     plans = [calls for calls, _ in planned]
-    expected = {c: sum(live[i] for _, live in planned) for i, c in enumerate(COLLECTIONS)}
+    expected = None if args.overlap else {c: sum(live[i] for _, live in planned) for i, c in enumerate(COLLECTIONS)}
     rows = sum(call.rows for calls in plans for call in calls)
     n_calls = sum(len(calls) for calls in plans)
     by_op: dict[str, int] = {}
     for call in (c for calls in plans for c in calls):
         by_op[call.op] = by_op.get(call.op, 0) + call.rows
     mix = ", ".join(f"{op} {n:,}" for op, n in by_op.items())
-    print(f"{args.threads} threads x {args.ops:,} row operations on {len(COLLECTIONS)} collections,")
+    keys = "the same keys" if args.overlap else "keys of their own"
+    print(f"{args.threads} threads x {args.ops:,} row operations on {len(COLLECTIONS)} collections, {keys},")
     print(f"  {n_calls:,} calls of up to {args.batch} rows, {args.dim}-dim vectors; rows: {mix}")
 
     schema = f"bench_{uuid.uuid4().hex[:8]}"
@@ -279,15 +303,15 @@ def main() -> None:
             home=workdir,
         )
         try:
-            contenders: list[tuple[str, Callable[[], float], bool]] = [
+            contenders: list[tuple[str, Callable[[], tuple[float, int]], bool]] = [
                 ("bare MilvusClient", lambda: run_bare(workdir, plans, args.dim), True),
                 (f"ShadowClient, {pg_label}", lambda: run_shadow(workdir, settings, plans, args.dim), False),
                 ("bare MilvusClient (again)", lambda: run_bare(workdir, plans, args.dim), True),
             ]
             bare: float | None = None
             for label, run, is_bare in contenders:
-                seconds = run()
-                report(label, rows, n_calls, seconds, None if is_bare else bare)
+                seconds, sync_errors = run()
+                report(label, rows, n_calls, seconds, sync_errors, None if is_bare else bare)
                 bare = seconds if is_bare and bare is None else bare
             validate_shadow(settings, expected, workdir)
         finally:

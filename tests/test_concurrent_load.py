@@ -15,7 +15,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
 from helpers.agreement import assert_agreement
+from helpers.schemas import create_small_collection
 
 from milvusdiff.client.shadow import ShadowClient
 from milvusdiff.config import Settings
@@ -92,3 +94,50 @@ def test_four_threads_on_two_collections_leave_no_difference(
         assert summary.duplicate_a == summary.duplicate_b == 0
         assert summary.rows_a == summary.rows_b == len(reports[collection].live_keys)
         assert summary.unchanged == summary.rows_a
+
+
+OVERLAP_THREADS = 4
+OVERLAP_KEYS = 60  # every thread writes and deletes keys of this one small range
+OVERLAP_CALLS = 60  # calls per thread
+OVERLAP_BATCH = 20
+
+
+def test_threads_writing_the_same_keys_in_any_order_get_no_sync_error(
+    lite_client: ShadowClient, lite_settings: Settings, tmp_path: Path
+) -> None:
+    """Overlapping keys, each batch in its own random order: PostgreSQL would deadlock between two staged writes
+    (each holding the rows the other wants until Milvus answers) unless rows are locked in key order, and any
+    deadlock or serialization failure left is retried before Milvus is called. A bare MilvusClient accepts every
+    one of these writes, so the ShadowClient must too, and the stores must end in agreement."""
+    client = lite_client
+    create_small_collection(client, "overlap")
+    errors: list[BaseException] = []
+
+    def writer(index: int) -> None:
+        rng = np.random.default_rng([11, index])
+        try:
+            for call in range(OVERLAP_CALLS):
+                keys = rng.permutation(OVERLAP_KEYS)[:OVERLAP_BATCH].tolist()  # not sorted
+                if call % 3 == 2:
+                    client.delete("overlap", ids=keys)
+                else:
+                    client.upsert(
+                        "overlap",
+                        [
+                            {"id": k, "title": f"w{index} c{call}", "emb": [float(k), float(index), 0.0, 1.0]}
+                            for k in keys
+                        ],
+                    )
+        except BaseException as exc:  # a SyncError here is the failure under test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(OVERLAP_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [type(e).__name__ + ": " + str(e) for e in errors] == []
+    assert_agreement(client, "overlap")
+    client.close()
+    result = validate("overlap", out=tmp_path / "validate-overlap", settings=lite_settings)
+    assert result.exit_code == 0, result.summary

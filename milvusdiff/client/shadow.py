@@ -37,7 +37,13 @@ from milvusdiff.config import Settings, redact
 from milvusdiff.errors import InDoubtError, MilvusDiffError, SchemaError, SyncError, first_line
 from milvusdiff.services.journal import Journal
 from milvusdiff.services.milvus import hold_lite, key_in_filter, let_go_lite, milvus_client_kwargs, unreachable
-from milvusdiff.services.pg import PendingWrite, ShadowStore, check_collection_name, check_identifier
+from milvusdiff.services.pg import (
+    PendingWrite,
+    ShadowStore,
+    check_collection_name,
+    check_identifier,
+    stage_with_retries,
+)
 from milvusdiff.services.pg_target import resolve_pg_conn
 from milvusdiff.types.canonical import canonical_json
 from milvusdiff.types.convert import rows_to_table
@@ -203,7 +209,7 @@ class ShadowClient(MilvusClient):
         spec = self.spec(collection_name)
         keys = self.shadow.partition_keys(spec, partition_name)
         seq = self.journal.begin(collection_name, "drop_partition", keys, partition=partition_name)
-        pending = self.shadow.stage_delete(spec, keys, partition=partition_name)
+        pending = self._stage(seq, lambda: self.shadow.stage_delete(spec, keys, partition=partition_name))
         self._finish(
             seq,
             pending,
@@ -312,7 +318,7 @@ class ShadowClient(MilvusClient):
         )
         self.journal.attach_keys(seq, ids, row_digests(keyed, spec).to_pylist())
         try:
-            pending = self.shadow.stage_upsert(spec, keyed, partition)
+            pending = stage_with_retries(lambda: self.shadow.stage_upsert(spec, keyed, partition))
             pending.commit()
         except Exception as exc:
             self.journal.mark_pg_missing(seq, _describe(exc))
@@ -359,8 +365,9 @@ class ShadowClient(MilvusClient):
     # -- the protocol --------------------------------------------------------------------------
 
     def _stage(self, seq: int, stage: Callable[[], PendingWrite]) -> PendingWrite:
+        """Step 2, staged in PostgreSQL (retried when it loses a race with another writer) before Milvus."""
         try:
-            return stage()
+            return stage_with_retries(stage)
         except Exception as exc:
             self.journal.fail(seq, _describe(exc))
             raise SyncError(f"PostgreSQL refused the write, nothing was sent to Milvus: {_describe(exc)}") from exc

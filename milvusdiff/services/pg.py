@@ -15,7 +15,9 @@ import contextlib
 import itertools
 import logging
 import os
-from collections.abc import Iterator, Sequence
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -49,6 +51,11 @@ REGISTRY_TABLE = "$collections"
 _OLD_REGISTRY_TABLE = "_collections"
 _PG_IDENTIFIER_BYTES = 63
 _CONNECT_TIMEOUT_S = 10
+_TOO_MANY_CONNECTIONS = "53300"  # SQLSTATE: the role's CONNECTION LIMIT, or the server's max_connections, is reached
+_BUDGET_ATTEMPTS = 3  # a backend that just closed may still count against the limit for a few milliseconds
+CONNECTIONS_NEEDED = 2  # export and validate: one connection streams the rows, one counts them in their snapshot
+_STAGE_ATTEMPTS = 6  # a staged write that deadlocks or fails to serialize is tried again this many times in all
+_RETRY_BASE_S = 0.01  # backoff before attempt n: uniform(0, base * 2**n) seconds (full jitter)
 _BOOTSTRAP_LOCK = 0x6D696C7675736466  # advisory lock key serialising schema/registry creation ("milvusdf")
 _COPY_TYPE_NAMES = {
     "boolean": "bool",
@@ -98,6 +105,25 @@ def shadow_columns(spec: CollectionSpec) -> list[tuple[str, str]]:
         columns.append((META_COLUMN, "jsonb"))
     columns.append((PARTITION_COLUMN, "text"))
     return columns
+
+
+def stage_with_retries(stage: Callable[[], PendingWrite]) -> PendingWrite:
+    """Stage a write, trying again when PostgreSQL aborts it as a deadlock victim or a serialization failure.
+
+    Both say the transaction lost a race with another writer and nothing of it remains (a failed stage rolls
+    back), so trying again is safe: nothing has been sent to Milvus yet. Writers lock rows in key order, which
+    avoids most deadlocks; the bounded, jittered retries absorb the rest (deletes of absent keys, other
+    clients). The last failure propagates.
+    """
+    for attempt in range(1, _STAGE_ATTEMPTS + 1):
+        try:
+            return stage()
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+            if attempt == _STAGE_ATTEMPTS:
+                raise
+            log.info("staged write lost a race (%s), attempt %d of %d", type(exc).__name__, attempt, _STAGE_ATTEMPTS)
+            time.sleep(random.uniform(0, _RETRY_BASE_S * 2**attempt))
+    raise AssertionError("unreachable")
 
 
 class PendingWrite:
@@ -248,8 +274,9 @@ class ShadowStore:
         return conn, PendingWrite(self._pool, conn)
 
     def stage_upsert(self, spec: CollectionSpec, table: pa.Table, partition: str | None) -> PendingWrite:
-        """Stage rows (snapshot form) as insert-or-replace by primary key, in an open transaction."""
-        table = _last_per_key(table, spec.primary.name)
+        """Stage rows (snapshot form) as insert-or-replace by primary key, in an open transaction. Rows are
+        written in key order, so two writers of overlapping keys lock them in the same order (no deadlock)."""
+        table = _last_per_key(table, spec.primary.name).sort_by(spec.primary.name)
         columns = shadow_columns(spec)
         conn, pending = self._begin()
         try:
@@ -270,10 +297,11 @@ class ShadowStore:
                     for n, _ in columns
                     if n != spec.primary.name
                 )
+                key = sql.Identifier(spec.primary.name)
                 cur.execute(
-                    sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO UPDATE SET {}").format(
-                        self.table(spec.name), names, names, stage, sql.Identifier(spec.primary.name), updates
-                    )
+                    sql.SQL(
+                        "INSERT INTO {} ({}) SELECT {} FROM {} ORDER BY {} ON CONFLICT ({}) DO UPDATE SET {}"
+                    ).format(self.table(spec.name), names, names, stage, key, key, updates)
                 )
         except BaseException:
             pending.rollback()
@@ -281,14 +309,31 @@ class ShadowStore:
         return pending
 
     def stage_delete(self, spec: CollectionSpec, keys: Sequence[Any], partition: str | None = None) -> PendingWrite:
+        """Stage a delete holding a lock on every key, present or not, in key order, until commit or rollback.
+
+        A key with no row would otherwise be locked by nothing: a concurrent insert of it and this delete could
+        then reach Milvus in one order and commit in PostgreSQL as if in the other. So each absent key gets a
+        placeholder row inside this transaction (an insert that waits for any concurrent writer of the key),
+        which the delete then removes with the rest; no other transaction ever sees it.
+        """
         conn, pending = self._begin()
+        key = sql.Identifier(spec.primary.name)
+        table = self.table(spec.name)
         try:
-            where = sql.SQL("{} = ANY(%s)").format(sql.Identifier(spec.primary.name))
+            claimed = conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} ({}) SELECT k FROM unnest(%s::{}[]) AS k ORDER BY k"
+                    " ON CONFLICT ({}) DO UPDATE SET {} = EXCLUDED.{} RETURNING {}, xmax = 0"
+                ).format(table, key, sql.SQL(rule(spec.primary).pg(spec.primary)), key, key, key, key),
+                [list(keys)],
+            ).fetchall()
+            placeholders = [k for k, inserted in claimed if inserted]
+            where = sql.SQL("{} = ANY(%s)").format(key)
             params: list[Any] = [list(keys)]
             if partition is not None:
-                where = sql.SQL("{} AND {} = %s").format(where, sql.Identifier(PARTITION_COLUMN))
-                params.append(partition)
-            conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(self.table(spec.name), where), params)
+                where = sql.SQL("{} AND ({} = %s OR {} = ANY(%s))").format(where, sql.Identifier(PARTITION_COLUMN), key)
+                params += [partition, placeholders]
+            conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(table, where), params)
         except BaseException:
             pending.rollback()
             raise
@@ -351,7 +396,7 @@ class ShadowStore:
         """The shadow rows of these keys in snapshot form (plus `$partition`), read as Arrow with ADBC."""
         where = sql.SQL("{} = ANY($1)").format(sql.Identifier(spec.primary.name))
         try:
-            with adbc.connect(self.conninfo) as conn, conn.cursor() as cur:
+            with adbc_connect(self.conninfo) as conn, conn.cursor() as cur:
                 cur.execute(self.render(self.select_sql(spec, where)), parameters=(list(keys),))
                 raw = cur.fetch_arrow_table()
         except adbc.Error as exc:
@@ -372,6 +417,34 @@ class ShadowStore:
             return query.as_string(conn)
 
 
+def _over_budget(exc: BaseException) -> bool:
+    if isinstance(exc, psycopg.Error):
+        return exc.sqlstate == _TOO_MANY_CONNECTIONS
+    return "too many connections" in str(exc) or "too many clients" in str(exc)  # ADBC reports libpq's text
+
+
+def _budget_error(conninfo: str, exc: BaseException) -> ConfigError:
+    return ConfigError(
+        f"PostgreSQL at {redact(conninfo)} refused another connection ({first_line(exc)}): milvusdiff needs "
+        f"{CONNECTIONS_NEEDED} at once; raise the role's CONNECTION LIMIT (or the server's max_connections)"
+    )
+
+
+def adbc_connect(conninfo: str, **kwargs: Any) -> Any:
+    """An ADBC connection for Arrow reads. A role at its connection limit gets one clear line naming the limit,
+    after a short wait for connections of this process that are still being torn down on the server."""
+    for attempt in range(1, _BUDGET_ATTEMPTS + 1):
+        try:
+            return adbc.connect(conninfo, **kwargs)
+        except adbc.Error as exc:
+            if not _over_budget(exc):
+                raise
+            if attempt == _BUDGET_ATTEMPTS:
+                raise _budget_error(conninfo, exc) from exc
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
+
+
 def _check_reachable(conninfo: str) -> None:
     """One direct connection before the pool: a server that is down fails here at once, with libpq's own
     reason, instead of after the pool's 15 s of retries (each logging a warning) with "pool initialization
@@ -380,6 +453,8 @@ def _check_reachable(conninfo: str) -> None:
     try:
         psycopg.connect(conninfo, **timeout).close()  # type: ignore[arg-type]
     except psycopg.Error as exc:
+        if _over_budget(exc):
+            raise _budget_error(conninfo, exc) from exc
         raise ConfigError(f"cannot reach PostgreSQL at {redact(conninfo)}: {first_line(exc)}") from exc
 
 
