@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import adbc_driver_postgresql.dbapi as adbc
 from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
@@ -22,7 +21,7 @@ from milvusdiff.config import Settings
 from milvusdiff.errors import CheckError, first_line
 from milvusdiff.export.sources.milvus import connect
 from milvusdiff.filters.columns import ColumnType
-from milvusdiff.services.pg import ShadowStore
+from milvusdiff.services.pg import ShadowStore, adbc_connect
 from milvusdiff.services.pg_target import resolve_pg_conn
 from milvusdiff.types.spec import DEFAULT_PARTITION, CollectionSpec
 from milvusdiff.workflow.fetch import loaded, milvus_partitions
@@ -42,7 +41,7 @@ class CheckStores:
         """An ADBC connection to the shadow's database, opened on first use and kept for the run:
         connecting costs about 0.1 s, as much as reading a few thousand rows."""
         if self._arrow_reader is None:
-            self._arrow_reader = adbc.connect(self.shadow.conninfo, autocommit=True)
+            self._arrow_reader = adbc_connect(self.shadow.conninfo, autocommit=True)
         return self._arrow_reader
 
     def close(self) -> None:

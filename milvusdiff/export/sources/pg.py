@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import adbc_driver_manager
-import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 import pyarrow as pa
 from psycopg import sql
@@ -22,7 +21,7 @@ from psycopg import sql
 from milvusdiff.config import Settings, redact
 from milvusdiff.errors import SnapshotError, first_line
 from milvusdiff.export.sources import ExtraFile, ReadOptions, tag_source
-from milvusdiff.services.pg import ShadowStore
+from milvusdiff.services.pg import ShadowStore, adbc_connect
 from milvusdiff.services.pg_target import resolve_pg_conn
 from milvusdiff.types.convert import snapshot_schema
 from milvusdiff.types.spec import META_COLUMN, PARTITION_COLUMN, FieldSpec
@@ -125,7 +124,7 @@ def open_pg(collection: str, settings: Settings, options: ReadOptions) -> Iterat
     conninfo = resolve_pg_conn(settings)
     store = ShadowStore(conninfo, max_connections=1)
     try:
-        with adbc.connect(conninfo) as conn, ThreadPoolExecutor(1, thread_name_prefix="milvusdiff-count") as counter:
+        with adbc_connect(conninfo) as conn, ThreadPoolExecutor(1, thread_name_prefix="milvusdiff-count") as counter:
             try:
                 yield PgReading(store, conn, collection, options.batch_size, counter)
             finally:
