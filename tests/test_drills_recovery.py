@@ -3,6 +3,9 @@
   f. the writer runs as PID 1 of its own PID namespace (as in a container), so its recorded pid is always
      "alive" to a pid check: recovery must still find it dead (its writer lock is gone), turn its keys
      IN_DOUBT, and `repair --from journal` (even with a validate run's --diff) must keep what Milvus holds.
+  g. an auto_id insert killed after Milvus applied it, before its keys came back: the journal kept the rows'
+     count and digests, so validate calls the rows Milvus holds `in_doubt` (not `unknown`), and
+     `repair --from journal` makes them the truth in the shadow and the journal.
 
 The writer parks itself right after Milvus applied the write and before PostgreSQL commits (a hook around the
 real `_call_milvus`), says so on stdout, and waits on stdin; the test kills it from outside at that point.
@@ -18,8 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
-from pymilvus import MilvusClient
+from pymilvus import DataType, MilvusClient
 from test_drills import (
     COLLECTION,
     MILVUSDIFF,
@@ -31,8 +35,10 @@ from test_drills import (
     store_env,
 )
 
+from milvusdiff.client.shadow import ShadowClient
 from milvusdiff.config import Settings
 from milvusdiff.services.journal import WRITERS_DIR, Journal
+from milvusdiff.workflow.validate import validate
 
 CAN_UNSHARE = os.geteuid() == 0 and shutil.which("unshare") is not None
 needs_unshare = pytest.mark.skipif(not CAN_UNSHARE, reason="needs root and unshare(1) for a PID namespace")
@@ -70,12 +76,13 @@ def namespace_child(unshare_pid: int) -> int:
     return int(children[0])
 
 
-def run_parked_and_kill(settings: Settings, code: str, argument: str) -> str:
-    """Start `code` as PID 1 of a new PID namespace, wait until it parks inside its write, SIGKILL it;
-    returns what it printed when it parked."""
+def run_parked_and_kill(settings: Settings, code: str, argument: str, *, pid_namespace: bool = True) -> str:
+    """Start `code` (as PID 1 of a new PID namespace, by default), wait until it parks inside its write,
+    SIGKILL it; returns what it printed when it parked."""
     release_lite(settings)
+    namespace = ["unshare", "-pf", "--mount-proc"] if pid_namespace else []
     unshare = subprocess.Popen(
-        ["unshare", "-pf", "--mount-proc", sys.executable, "-c", code, argument],
+        [*namespace, sys.executable, "-c", code, argument],
         env=store_env(settings),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -86,7 +93,7 @@ def run_parked_and_kill(settings: Settings, code: str, argument: str) -> str:
         assert unshare.stdout is not None
         parked = unshare.stdout.readline()
         assert parked.startswith("parked"), parked + (unshare.stderr.read() if unshare.stderr else "")
-        os.kill(namespace_child(unshare.pid), signal.SIGKILL)
+        os.kill(namespace_child(unshare.pid) if pid_namespace else unshare.pid, signal.SIGKILL)
         out, _ = unshare.communicate(timeout=60)
     finally:
         if unshare.poll() is None:
@@ -141,3 +148,73 @@ def test_writer_killed_as_pid_1_is_recovered_and_milvus_keeps_its_rows(drill: Se
     assert milvus_titles(drill, batch) == [(k, f"killed {k}") for k in batch]
     assert key_states(drill, batch) == {k: ("EXISTS", ()) for k in batch}
     assert_clean(drill, tmp_path / "v2")
+
+
+AUTO = "drill_auto"
+AUTO_WRITER = """
+import os, sys
+from milvusdiff.client.shadow import ShadowClient
+
+client = ShadowClient()
+real = client._call_milvus
+
+def ack_then_park(seq, pending, call):
+    result = real(seq, pending, call)
+    print("parked", os.getpid(), flush=True)
+    sys.stdin.read()  # until killed
+    return result
+
+client._call_milvus = ack_then_park
+n = int(sys.argv[1])
+client.insert("drill_auto", [{"title": f"killed {i}", "emb": [float(i), 6.0, 0.5, -1.0]} for i in range(n)])
+print("survived the kill", flush=True)
+"""
+
+
+def create_auto_collection(settings: Settings, rows: int) -> None:
+    client = ShadowClient.from_settings(settings)
+    try:
+        schema = MilvusClient.create_schema(auto_id=True, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("title", DataType.VARCHAR, max_length=256)
+        schema.add_field("emb", DataType.FLOAT_VECTOR, dim=4)
+        index = client.prepare_index_params()
+        index.add_index("emb", index_type="FLAT", metric_type="L2")
+        client.create_collection(AUTO, schema=schema, index_params=index, consistency_level="Strong")
+        client.insert(AUTO, [{"title": f"first {i}", "emb": [float(i), 1.0, 0.5, -1.0]} for i in range(rows)])
+    finally:
+        client.close()
+
+
+def test_auto_id_insert_killed_in_flight_is_in_doubt_and_settled_from_milvus(
+    settings: Settings, tmp_path: Path
+) -> None:
+    create_auto_collection(settings, 5)
+    run_parked_and_kill(settings, AUTO_WRITER, "40", pid_namespace=False)
+
+    with Journal(settings.journal_path) as journal:
+        assert len(journal.recovered) == 1
+        op = journal.op(journal.recovered[0])
+        assert op is not None and op["status"] == "in_doubt" and op["auto_id"] is True
+        assert op["n_rows"] == 40 and op["n_keys"] == 0  # Milvus never told the writer the keys
+
+    release_lite(settings)
+    result = validate(AUTO, out=tmp_path / "v1", settings=settings)
+    diff = pq.read_table(result.out / "diff.parquet", columns=["id", "class", "verdict"]).to_pylist()
+    assert len(diff) == 40 and {(r["class"], r["verdict"]) for r in diff} == {("only_a", "in_doubt")}
+    assert result.exit_code == 1
+    adopted = sorted(r["id"] for r in diff)
+
+    done = cli(settings, "repair", "--collection", AUTO, "--from", "journal", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert sorted(report["written_to_pg"]) == adopted and report["unresolved"] == {}
+    with Journal(settings.journal_path) as journal:
+        states = journal.states(AUTO, adopted)
+        assert {s.state for s in states.values()} == {"EXISTS"} and len(states) == 40
+        assert journal.unkeyed_in_doubt(AUTO) == {}
+
+    release_lite(settings)
+    result = validate(AUTO, out=tmp_path / "v2", settings=settings)
+    assert result.exit_code == 0, result.summary
+    assert result.summary.rows_a == result.summary.rows_b == 45

@@ -47,7 +47,7 @@ from milvusdiff.services.pg import (
 from milvusdiff.services.pg_target import resolve_pg_conn
 from milvusdiff.types.canonical import canonical_json
 from milvusdiff.types.convert import rows_to_table
-from milvusdiff.types.digest import row_digests
+from milvusdiff.types.digest import row_digests, unkeyed_digests
 from milvusdiff.types.spec import DEFAULT_PARTITION, META_COLUMN, CollectionSpec
 from milvusdiff.types.typemap import validate_field
 
@@ -307,8 +307,10 @@ class ShadowClient(MilvusClient):
     def _write_auto_id(
         self, spec: CollectionSpec, table: pa.Table, partition: str | None, call_milvus: Callable[[], Any]
     ) -> Any:
-        """Milvus assigns the keys, so the shadow write is staged once the ids are known."""
-        seq = self.journal.begin(spec.name, "insert", [], partition=partition)
+        """Milvus assigns the keys, so the shadow write is staged once the ids are known. The intent records
+        the rows' digests without their keys, so that rows of a write whose outcome stays unknown can be told
+        apart from rows nobody wrote."""
+        seq = self.journal.begin_unkeyed(spec.name, unkeyed_digests(table, spec).to_pylist(), partition=partition)
         result = self._call_milvus(seq, None, call_milvus)
         ids = list(result["ids"])
         keyed = table.set_column(

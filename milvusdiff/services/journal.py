@@ -9,7 +9,8 @@ the writer, and one file a user can copy. Databases inside the environment:
 - `intents` seq -> the full key list and row digests of a write not yet settled. A pending intent
             found at open time belongs to a process that died mid-write: its keys become IN_DOUBT.
 - `keys`    collection + NUL + encoded key -> packed state (state, last seq, last op, digest, flags).
-- `meta`    the sequence counter and the spec of every collection seen.
+- `meta`    the sequence counter, the spec of every collection seen, and (`unkeyed:` + seq) the row digests
+            of an auto_id insert left IN_DOUBT before Milvus named its keys (see `begin_unkeyed`).
 
 Beside the environment, `writers/` holds one lock file per process writing to the journal, flock'ed while
 that process has it open: an intent records its writer's file, and recovery asks the lock, which the kernel
@@ -68,6 +69,7 @@ _INT_OFFSET = 1 << 63
 _SAMPLE_KEYS = 10
 _INITIAL_MAP_SIZE = 64 << 20
 WRITERS_DIR = "writers"
+_UNKEYED = b"unkeyed:"
 
 # LMDB refuses a second handle on one environment in a process (its locks are per process), yet a
 # ShadowClient and an export or compare of the same journal may well share a process: they share it.
@@ -335,6 +337,59 @@ class Journal:
 
         return int(self._write(work))
 
+    def begin_unkeyed(self, collection: str, digests: Sequence[bytes], partition: str | None = None) -> int:
+        """The intent of an auto_id insert: Milvus will name the keys, so the intent holds the number of rows
+        (`n_rows`) and each row's digest without its key (`unkeyed_digests`). If the write's outcome is never
+        known (timeout, or the writer killed before the keys came back), those digests are kept, so the rows
+        Milvus holds can later be recognised as this write's (`adopt_unkeyed`) instead of counting as unknown."""
+        seq = self.begin(collection, "insert", [], digests, partition=partition)
+
+        def work(txn: Any) -> None:
+            record = json.loads(txn.get(_seq_key(seq), db=self._ops))
+            record.update(auto_id=True, n_rows=len(digests))
+            txn.put(_seq_key(seq), json.dumps(record).encode(), db=self._ops)
+
+        self._write(work)
+        return seq
+
+    def unkeyed_in_doubt(self, collection: str, txn: Any = None) -> dict[int, list[bytes]]:
+        """Auto_id inserts left IN_DOUBT with no key known: seq -> the digests (without key) of their rows."""
+        if txn is None:
+            with self._txn() as own:
+                return self.unkeyed_in_doubt(collection, own)
+        found: dict[int, list[bytes]] = {}
+        with txn.cursor(db=self._meta) as cur:
+            if not cur.set_range(_UNKEYED):
+                return found
+            for k, v in cur:
+                if not k.startswith(_UNKEYED):
+                    break
+                seq = int.from_bytes(k[len(_UNKEYED) :], "big")
+                record = json.loads(txn.get(_seq_key(seq), default=b"{}", db=self._ops))
+                if record.get("collection") == collection:
+                    found[seq] = [v[i : i + 16] for i in range(0, len(v), 16)]
+        return found
+
+    def adopt_unkeyed(self, seq: int, keys: Sequence[Key], digests: Sequence[bytes]) -> None:
+        """The rows Milvus holds that match in-doubt auto_id insert `seq` (found by their digests without key)
+        are its rows: their keys become IN_DOUBT with these digests, for repair to settle like any other write
+        of unknown outcome. The digests without key are then dropped: a complete look at Milvus found what it
+        holds of the write, and rows it does not hold were never written."""
+
+        def work(txn: Any) -> None:
+            raw_op = txn.get(_seq_key(seq), db=self._ops)
+            if raw_op is None:
+                raise JournalError(f"no operation {seq} in the journal")
+            record = json.loads(raw_op)
+            encoded = [encode_key(k) for k in keys]
+            self._apply(txn, record, seq, (encoded, b"".join(digests)), "in_doubt")
+            record.update(n_keys=len(keys), keys_sample=[_jsonable(k) for k in keys[:_SAMPLE_KEYS]])
+            record["adopted_rows"] = len(keys)
+            txn.put(_seq_key(seq), json.dumps(record).encode(), db=self._ops)
+            txn.delete(_UNKEYED + _seq_key(seq), db=self._meta)
+
+        self._write(work)
+
     def attach_keys(self, seq: int, keys: Sequence[Key], digests: Sequence[bytes]) -> None:
         """Give a pending write the keys Milvus assigned (auto_id), before the write is settled."""
         blob = _pack_intent([encode_key(k) for k in keys], b"".join(digests))
@@ -375,7 +430,10 @@ class Journal:
             record = json.loads(raw_op)
             intent = txn.get(_seq_key(seq), db=self._intents)
             if status != "failed" and intent is not None:
-                self._apply(txn, record, seq, _unpack_intent(intent), status)
+                unpacked = _unpack_intent(intent)
+                self._apply(txn, record, seq, unpacked, status)
+                if status == "in_doubt" and record.get("auto_id") and not unpacked[0]:
+                    txn.put(_UNKEYED + _seq_key(seq), unpacked[1], db=self._meta)  # keys never came back
             record["status"] = status
             record["settled"] = time.time()
             if error:
@@ -427,6 +485,8 @@ class Journal:
                         if not cur.delete():
                             break
             txn.delete(b"spec:" + collection.encode(), db=self._meta)
+            for unkeyed in self.unkeyed_in_doubt(collection, txn):  # rows that went with the collection
+                txn.delete(_UNKEYED + _seq_key(unkeyed), db=self._meta)
 
         self._write(work)
         self.commit(seq)

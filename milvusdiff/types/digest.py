@@ -103,6 +103,14 @@ def row_digests(table: pa.Table, spec: CollectionSpec) -> pa.FixedSizeBinaryArra
     return md5_blobs(lengths, data)
 
 
+def unkeyed_digests(table: pa.Table, spec: CollectionSpec) -> pa.FixedSizeBinaryArray:
+    """Row digests with the primary key left out (hashed as a null): what identifies a row of an auto_id insert
+    before Milvus names its key, computed the same way from the rows Milvus later returns."""
+    if spec.primary.name in table.column_names:
+        table = table.drop_columns([spec.primary.name])
+    return row_digests(table, spec)
+
+
 def md5_blobs(lengths: np.ndarray, data: np.ndarray) -> pa.FixedSizeBinaryArray:
     """The md5 of each of `len(lengths)` byte strings laid end to end in `data`."""
     offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)

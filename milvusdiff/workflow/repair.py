@@ -26,6 +26,7 @@ from milvusdiff.services.journal import KeyState
 from milvusdiff.types.convert import table_to_rows
 from milvusdiff.types.digest import row_digests
 from milvusdiff.types.spec import PARTITION_COLUMN, CollectionSpec
+from milvusdiff.workflow.adopt import adopt_unkeyed_rows
 from milvusdiff.workflow.fetch import milvus_rows
 
 SOURCES = ("milvus", "pg", "journal")
@@ -81,6 +82,7 @@ def repair(
         raise MilvusDiffError(f"repair --from must be one of {', '.join(SOURCES)}, not {source!r}")
     spec = client.spec(collection)
     key_type = pa.int64() if spec.primary.type == "INT64" else pa.string()
+    adopt_unkeyed_rows(client, client.journal, spec)  # rows of auto_id inserts in doubt get their keys
     if keys is None:
         keys = client.journal.unsettled_keys(collection, spec.primary.name, key_type)
         if diff is not None:

@@ -73,6 +73,7 @@ def validate(
     from milvusdiff.compare.report import write_outputs
     from milvusdiff.export import export_collection
     from milvusdiff.export.staging import check_destination
+    from milvusdiff.workflow.adopt import adopt_for_validate
 
     settings = settings or Settings.resolve()
     target = Path(out) if out is not None else default_out(settings, collection)
@@ -88,6 +89,7 @@ def validate(
         export_options: dict[str, Any] = {"settings": settings, "quiet": quiet}
         if batch_size is not None:
             export_options["batch_size"] = batch_size
+        adopt_for_validate(collection, settings)  # rows of auto_id inserts in doubt: IN_DOUBT, not unknown
         manifest = export_collection(collection, source="all", out=snapshots, **export_options)
         options = make_options(journal=snapshots / "journal", **compare_options)
         scratch = Path(tempfile.mkdtemp(prefix=".scratch-", dir=options.temp_dir or building))
