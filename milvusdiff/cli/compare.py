@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import click
@@ -14,6 +15,13 @@ from milvusdiff.compare.options import DEFAULT_MEMORY_LIMIT
 def _split(values: tuple[str, ...]) -> tuple[str, ...]:
     """`--columns a,b --columns c` and `--columns a --columns b,c` mean the same."""
     return tuple(name for value in values for name in value.split(",") if name)
+
+
+def _scratch_out(ctx: click.Context, temp_dir: Path | None) -> Path:
+    """Where the diff goes without --out when keys are shown (they are read from diff.parquet): a
+    directory removed when the command ends."""
+    held = ctx.with_resource(tempfile.TemporaryDirectory(prefix=".milvusdiff-show-", dir=temp_dir))
+    return Path(held) / "out"
 
 
 @cli.command("compare")
@@ -52,6 +60,7 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Write summary.json, diff.parquet, report.md/.html here.")
 @click.option("--sample", type=int, default=20, show_default=True, help="Differences per class shown in reports.")
+@click.option("--show", type=click.IntRange(min=0), default=10, show_default=True, help="Differing keys printed.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--junit-xml", type=click.Path(path_type=Path), help="Also write the outcome as JUnit XML here (for CI).")
 @click.pass_context
@@ -77,6 +86,7 @@ def compare_command(
     jobs: int,
     out: Path | None,
     sample: int,
+    show: int,
     fmt: str,
     junit_xml: Path | None,
 ) -> None:
@@ -96,8 +106,9 @@ def compare_command(
     """
     from milvusdiff.compare import compare, make_options
     from milvusdiff.compare.options import parse_column_tolerance, parse_rename
-    from milvusdiff.compare.terminal import print_summary
+    from milvusdiff.compare.terminal import print_differing_keys, print_summary
 
+    target = out if out is not None or not show or fmt == "json" else _scratch_out(ctx, temp_dir)
     extra = {"threads": threads} if threads else {}
     options = make_options(
         key=key,
@@ -113,7 +124,7 @@ def compare_command(
         memory_limit=memory_limit,
         temp_dir=temp_dir,
         journal=journal,
-        out=out,
+        out=target,
         sample_size=sample,
         staged=staged,
         jobs=jobs,
@@ -126,6 +137,8 @@ def compare_command(
         click.echo(result.summary.to_json(), nl=False)
     else:
         print_summary(result.summary)
+        if target is not None:
+            print_differing_keys(target / "diff.parquet", result.summary, show)
         if out is not None:
             click.echo(f"outputs: {out}")
     ctx.exit(result.exit_code)

@@ -24,6 +24,7 @@ from milvusdiff.config import Settings
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--junit-xml", type=click.Path(path_type=Path), help="Also write the outcome as JUnit XML here (for CI).")
+@click.option("--show", type=click.IntRange(min=0), default=10, show_default=True, help="Differing keys printed.")
 @connection_options
 def validate_command(
     collection: str | None,
@@ -36,6 +37,7 @@ def validate_command(
     fmt: str,
     quiet: bool,
     junit_xml: Path | None,
+    show: int,
     **connection: str | None,
 ) -> int:
     """Export Milvus, the PostgreSQL shadow and the journal; compare Milvus (A) with PostgreSQL (B),
@@ -53,7 +55,7 @@ def validate_command(
       MILVUS_URI=http://localhost:19530 PG_CONN=postgresql://postgres@localhost/db \\
         milvusdiff validate --collection products
     """
-    from milvusdiff.compare.terminal import print_summary
+    from milvusdiff.compare.terminal import print_differing_keys, print_summary
     from milvusdiff.workflow.validate import validate
 
     settings = settings_from_options(**connection)
@@ -69,6 +71,7 @@ def validate_command(
         click.echo(result.summary.to_json(), nl=False)
     else:
         print_summary(result.summary)  # store warnings included, as in report.md
+        print_differing_keys(result.out / "diff.parquet", result.summary, show)
         click.echo(f"outputs: {result.out}")
     return result.exit_code
 

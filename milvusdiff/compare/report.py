@@ -145,17 +145,19 @@ def _verdicts(summary: Summary) -> Section | None:
     return Section("Verdicts (journal arbitration)", ["verdict", "keys"], rows, charts=[chart])
 
 
-def what_differs(row: Mapping[str, Any], types: Mapping[str, pa.DataType] | None = None) -> str:
+def what_differs(
+    row: Mapping[str, Any], types: Mapping[str, pa.DataType] | None = None, sides: tuple[str, str] = ("A", "B")
+) -> str:
     """One differing key of a diff, in words: the changed fields only (A → B), or where the row is.
 
     `types` maps `<col>__a` names to their Arrow types (the schema of diff.parquet), so floats print
-    at their own width; without it they print as float64.
+    at their own width; without it they print as float64. `sides` names the stores ('milvus', 'pg').
     """
     cls = row["class"]
     if cls.startswith("duplicate"):
-        return f"{row['count_a']} rows in A, {row['count_b']} in B"
+        return f"{row['count_a']} rows in {sides[0]}, {row['count_b']} in {sides[1]}"
     if cls.startswith("only"):
-        return f"only in {cls[-1].upper()}"
+        return f"only in {sides[0] if cls == 'only_a' else sides[1]}"
     types = types or {}
     return "; ".join(
         f"{c}: {describe_change(row[a_col(c)], row[b_col(c)], types.get(a_col(c)))}"
@@ -163,14 +165,29 @@ def what_differs(row: Mapping[str, Any], types: Mapping[str, pa.DataType] | None
     )
 
 
+NO_JOURNAL = "no journal"
+
+
+def verdict_text(row: Mapping[str, Any], summary: Summary) -> str:
+    """The verdict in the stores' names ('milvus wrong'), or why there is none."""
+    verdict = row.get("verdict")
+    return str(summary.verdict_labels.get(verdict, verdict)) if verdict else NO_JOURNAL
+
+
+def key_headers(summary: Summary) -> list[str]:
+    return [", ".join(summary.key), "class", "what differs (A → B)", "verdict"]
+
+
+def key_row(row: Mapping[str, Any], summary: Summary, types: Mapping[str, pa.DataType] | None) -> list[str]:
+    """One differing key as every report and command prints it: key, class, what differs, verdict."""
+    key = ", ".join(fmt(row[k]) for k in summary.key)
+    sides = (summary.sides.a, summary.sides.b)
+    return [key, row["class"], what_differs(row, types, sides), verdict_text(row, summary)]
+
+
 def _sample_section(summary: Summary, sample: list[dict[str, Any]], types: Mapping[str, pa.DataType] | None) -> Section:
-    keys = summary.key
-    labels = summary.verdict_labels
-    rows = []
-    for row in sample:
-        verdict = labels.get(row["verdict"], "") if row["verdict"] else ""
-        rows.append([", ".join(fmt(row[k]) for k in keys), row["class"], what_differs(row, types), verdict])
-    return Section("Sample of differences", [", ".join(keys), "class", "what differs (A → B)", "verdict"], rows)
+    rows = [key_row(row, summary, types) for row in sample]
+    return Section("Sample of differences", key_headers(summary), rows)
 
 
 def build_sections(

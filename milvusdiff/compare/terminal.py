@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -15,6 +16,15 @@ if TYPE_CHECKING:
 
 def print_summary(summary: Summary, console: Console | None = None) -> None:
     print_sections(build_sections(summary, sample=[]), console)
+
+
+def print_differing_keys(diff: Path, summary: Summary, shown: int, console: Console | None = None) -> None:
+    """The first `shown` differing keys of an output directory's diff.parquet (nothing when none differ)."""
+    from milvusdiff.compare.shown import differing_keys_section
+
+    section = differing_keys_section(diff, summary, shown)
+    if section is not None:
+        print_sections([section], console)
 
 
 def print_sections(sections: list[Section], console: Console | None = None) -> None:
