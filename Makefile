@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PEER_VENV := .venv-peer
 PG_SERVER_CONN ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install browser demo test test-pg test-server test-cov lint typecheck check format bench docker-up docker-down clean
+.PHONY: install browser notebook demo test test-pg test-server test-cov lint typecheck check format bench docker-up docker-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# JupyterLab (the [notebook] extra) on notebooks/analyze_diff.ipynb, opened on the newest run; prints the URL.
+NOTEBOOK_ARGS ?=
+notebook: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[notebook]'
+	$(BIN)/python scripts/notebook.py $(NOTEBOOK_ARGS)
 
 # tests/test_report_browser.py renders report.html in headless Chromium; Debian's package, when missing.
 browser:

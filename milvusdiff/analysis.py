@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,12 +26,15 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import numpy as np
 import polars as pl
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from milvusdiff.compare.finish import METRICS, metric_col
 from milvusdiff.compare.plan import a_col, b_col
+from milvusdiff.compare.plan.kinds import is_sparse
 from milvusdiff.compare.sample import CLASSES
 from milvusdiff.compare.summary import SUMMARY_FILE, Summary
+from milvusdiff.compare.tally import sparse_deviation
 from milvusdiff.compare.values import fmt
 from milvusdiff.errors import ConfigError
 
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DIFF_DIR_ENV = "MILVUSDIFF_DIFF_DIR"
+CWD_ENV = "MILVUSDIFF_CWD"
 FIGURES_DIR_ENV = "MILVUSDIFF_FIGURES_DIR"
 JOURNAL_SNAPSHOT = Path("snapshots") / "journal"
 OPLOG = "oplog.parquet"
@@ -74,6 +79,20 @@ class DiffRun:
         return path if any(path.glob("part-*.parquet")) else None
 
 
+def invocation_dir() -> Path:
+    """The directory the user ran the command from, against which a relative MILVUSDIFF_DIFF_DIR is read.
+
+    Jupyter starts every kernel in the notebook's folder (notebooks/), so the kernel's working
+    directory says nothing about where the user was. `make notebook` records that directory in
+    MILVUSDIFF_CWD; otherwise the shell's PWD, which Jupyter hands to its kernels unchanged.
+    """
+    for name in (CWD_ENV, "PWD"):
+        value = os.environ.get(name)
+        if value and Path(value).is_dir():
+            return Path(value)
+    return Path.cwd()
+
+
 def _home_runs(start: Path) -> list[Path]:
     home = os.environ.get("MILVUSDIFF_HOME")
     if home:
@@ -81,27 +100,80 @@ def _home_runs(start: Path) -> list[Path]:
     return [folder / ".milvusdiff" / RUNS for folder in (start, *start.parents)]
 
 
+def _runs_in(runs: Path) -> list[Path]:
+    return [p for p in runs.glob("*") if (p / SUMMARY_FILE).is_file()] if runs.is_dir() else []
+
+
+def _newest(runs: list[Path]) -> Path:
+    return max(runs, key=lambda p: (p / SUMMARY_FILE).stat().st_mtime)
+
+
 def latest_run(start: Path | None = None) -> Path | None:
     """The newest output directory under the milvusdiff home, looked for from `start` upwards.
 
     Upwards because a notebook runs in notebooks/ while `milvusdiff demo` writes under the checkout root.
+    Without `start`, from both the directory the user ran the command in and the kernel's: when runs
+    lie under two different homes, which one the user means is a guess, so it is refused (ConfigError
+    naming both) rather than made.
     """
-    for runs in _home_runs((start or Path.cwd()).resolve()):
-        found = [p for p in runs.glob("*") if (p / "summary.json").is_file()] if runs.is_dir() else []
-        if found:
-            return max(found, key=lambda p: (p / "summary.json").stat().st_mtime)
-    return None
+    starts = [start] if start is not None else [invocation_dir(), Path.cwd()]
+    homes: dict[Path, list[Path]] = {}
+    for origin in starts:
+        for runs in _home_runs(origin.resolve()):
+            found = _runs_in(runs)
+            if found:
+                homes.setdefault(runs.resolve(), found)
+                break
+    if len(homes) > 1:
+        newest = "; ".join(f"{runs} (newest: {_newest(found).name})" for runs, found in homes.items())
+        raise ConfigError(f"runs under more than one directory: {newest}; set {DIFF_DIR_ENV} to the run to analyse")
+    return _newest(next(iter(homes.values()))) if homes else None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The diff directory a notebook analyses, and how it was chosen (said at the top of the notebook)."""
+
+    directory: Path
+    reason: str
+
+
+def choose_diff_dir(parameter: str | Path | None = None) -> Choice:
+    """MILVUSDIFF_DIFF_DIR if set, else the notebook parameter, else the newest run under the home.
+
+    A relative path is read from invocation_dir(), where the user typed it, not from notebooks/.
+    """
+    from_env = os.environ.get(DIFF_DIR_ENV)
+    chosen, reason = (from_env, DIFF_DIR_ENV) if from_env else (str(parameter or ""), "the diff_dir parameter")
+    if chosen:
+        path = Path(chosen).expanduser()
+        base = invocation_dir()
+        if not path.is_absolute():
+            path, reason = base / path, f"{reason}, relative to {base}"
+    else:
+        newest = latest_run()
+        if newest is None:
+            raise ConfigError(f"no diff directory: set {DIFF_DIR_ENV} or the diff_dir parameter")
+        path, reason = newest, f"the newest run under {newest.parent}"
+    if not (path / SUMMARY_FILE).is_file() or not (path / "diff.parquet").is_file():
+        raise ConfigError(f"{path} is not a diff output directory (summary.json and diff.parquet expected)")
+    return Choice(path.resolve(), reason)
 
 
 def resolve_diff_dir(parameter: str | Path | None = None) -> Path:
-    """MILVUSDIFF_DIFF_DIR if set, else the notebook parameter, else the newest run under the home."""
-    chosen = os.environ.get(DIFF_DIR_ENV) or (str(parameter) if parameter else None)
-    path = Path(chosen) if chosen else latest_run()
-    if path is None:
-        raise ConfigError(f"no diff directory: set {DIFF_DIR_ENV} or the diff_dir parameter")
-    if not (path / "summary.json").is_file() or not (path / "diff.parquet").is_file():
-        raise ConfigError(f"{path} is not a diff output directory (summary.json and diff.parquet expected)")
-    return path
+    """The directory choose_diff_dir picks."""
+    return choose_diff_dir(parameter).directory
+
+
+def run_header(run: DiffRun, choice: Choice) -> str:
+    """Markdown for the top of the notebook: which run, made when, chosen how, comparing what."""
+    made = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime((run.directory / SUMMARY_FILE).stat().st_mtime))
+    a, b = run.sides
+    return (
+        f"**Run analysed:** `{run.directory}`  \n"
+        f"made {made} · chosen by {choice.reason}  \n"
+        f"A = {a}, B = {b} · key: {', '.join(run.key)}"
+    )
 
 
 def load_diff(directory: str | Path) -> DiffRun:
@@ -181,6 +253,33 @@ def deviations(diff: pl.LazyFrame | pl.DataFrame, column: str) -> np.ndarray:
     """Largest element deviation of every row whose vector `column` differs (NaN where a side held NaN)."""
     values = diff.lazy().select(pl.col(metric_col(column, METRICS[0]))).drop_nulls().collect().to_series()
     return values.to_numpy()
+
+
+def sparse_columns(run: DiffRun) -> list[str]:
+    """The sparse vector columns of a diff (struct<indices, values> on side A)."""
+    schema = pq.read_schema(run.directory / "diff.parquet")
+    suffix = a_col("")
+    return [n[: -len(suffix)] for n in schema.names if n.endswith(suffix) and is_sparse(schema.field(n).type)]
+
+
+def sparse_deviations(run: DiffRun, column: str) -> tuple[np.ndarray, int]:
+    """(largest value deviation of every differing row with the same indices, rows whose indices differ).
+
+    Only the two columns are read, and the engine leaves them null on rows where `column` agrees.
+    """
+    table = pq.read_table(run.directory / "diff.parquet", columns=[a_col(column), b_col(column)])
+    a, b = table.column(0).combine_chunks(), table.column(1).combine_chunks()
+    both = pc.and_(a.is_valid(), b.is_valid())
+    differing = int(pc.sum(pc.or_(a.is_valid(), b.is_valid())).as_py() or 0)
+    same, values = sparse_deviation(a.filter(both), b.filter(both))
+    return values, differing - int(same.sum())
+
+
+def vector_deviations(run: DiffRun) -> dict[str, np.ndarray]:
+    """Per vector column, dense and sparse, the largest element deviation of each differing row."""
+    found = {column: deviations(run.diff, column) for column in deviation_columns(run.diff)}
+    found.update({column: sparse_deviations(run, column)[0] for column in sparse_columns(run)})
+    return found
 
 
 def verdict_counts(summary: Summary) -> pl.DataFrame | None:
@@ -325,8 +424,13 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, xlabel
     return fig
 
 
-def deviation_histograms(diff: pl.LazyFrame | pl.DataFrame, columns: Sequence[str]) -> Figure:
-    """One log-scale histogram of `<col>__max_abs` per vector column.
+def deviation_histograms(
+    diff: pl.LazyFrame | pl.DataFrame, columns: Sequence[str], measured: Mapping[str, np.ndarray] | None = None
+) -> Figure:
+    """One log-scale histogram of the largest element deviation per row, per vector column.
+
+    Dense columns read `<col>__max_abs` from `diff`; `measured` gives the values of columns without it
+    (sparse vectors: vector_deviations()).
 
     Log scale because deviations span from one ulp (1e-8) to gross corruption (1e3) and both matter:
     the first says a lossy path (float16, a driver) is involved, the second says the data is wrong.
@@ -337,7 +441,7 @@ def deviation_histograms(diff: pl.LazyFrame | pl.DataFrame, columns: Sequence[st
     fig = Figure(figsize=(7, 2.4 * len(columns) + 0.4))
     axes = fig.subplots(len(columns), 1, squeeze=False)[:, 0]
     for ax, column in zip(axes, columns, strict=True):
-        values = deviations(diff, column)
+        values = measured[column] if measured and column in measured else deviations(diff, column)
         finite = values[np.isfinite(values) & (values > 0)]
         other = values.size - finite.size
         rows = f"{values.size} differing row" + ("s" if values.size != 1 else "")

@@ -333,3 +333,82 @@ def test_deviation_histogram_says_what_it_cannot_draw() -> None:
     frame = pl.DataFrame({"v__max_abs": [float("nan"), 1e-3, 1.0, None], "v__l2": [1.0] * 4, "v__cosine": [0.0] * 4})
     fig = analysis.deviation_histograms(frame, ["v"])
     assert fig.axes[0].get_title() == "v: 3 differing rows (1 NaN or 0, not drawn)"
+
+
+SPARSE_VALUE_KEY, SPARSE_INDEX_KEY = 1, 2  # a value changed at the same indices / an index added
+
+
+def make_sparse_dir(tmp: Path) -> Path:
+    """A compare output directory of two Parquet files that differ only in a sparse vector column."""
+    import pyarrow as pa
+
+    from milvusdiff.types.typemap import SPARSE_TYPE
+
+    rows = [{"indices": [1, 5], "values": [0.5, 0.25]} for _ in range(4)]
+    changed = [dict(r) for r in rows]
+    changed[SPARSE_VALUE_KEY] = {"indices": [1, 5], "values": [0.5, 0.375]}
+    changed[SPARSE_INDEX_KEY] = {"indices": [1, 5, 9], "values": [0.5, 0.25, 2.0]}
+    for name, values in (("a", rows), ("b", changed)):
+        table = pa.table({"id": pa.array(range(4), pa.int64()), "sparse": pa.array(values, SPARSE_TYPE)})
+        pq.write_table(table, tmp / f"{name}.parquet")
+    result = compare(tmp / "a.parquet", tmp / "b.parquet", key="id", out=tmp / "sparse-run")
+    assert result.summary["changed"] == 2
+    return tmp / "sparse-run"
+
+
+def test_sparse_vectors_have_deviations_and_reindexed_rows(tmp_path: Path, validate_dir: Path) -> None:
+    run = analysis.load_diff(make_sparse_dir(tmp_path))
+    assert analysis.sparse_columns(run) == ["sparse"]
+    values, reindexed = analysis.sparse_deviations(run, "sparse")
+    assert values.tolist() == [0.125] and reindexed == 1
+    assert list(analysis.vector_deviations(run)) == ["sparse"]
+    assert set(analysis.vector_deviations(analysis.load_diff(validate_dir))) == {"emb", "img"}
+
+
+def _home_with_a_run(root: Path, run: Path) -> Path:
+    runs = root / ".milvusdiff" / analysis.RUNS
+    shutil.copytree(run, runs / run.name)
+    return runs / run.name
+
+
+def test_relative_paths_are_read_from_where_the_user_ran_the_command(
+    agreeing_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MILVUSDIFF_HOME", raising=False)
+    (tmp_path / "kernel").mkdir()
+    monkeypatch.chdir(tmp_path / "kernel")  # where Jupyter starts the kernel: notebooks/
+    monkeypatch.setenv("PWD", str(agreeing_dir.parent))  # the user's shell
+    monkeypatch.delenv(analysis.CWD_ENV, raising=False)
+    monkeypatch.setenv(analysis.DIFF_DIR_ENV, agreeing_dir.name)
+    choice = analysis.choose_diff_dir()
+    assert choice.directory == agreeing_dir.resolve() and f"relative to {agreeing_dir.parent}" in choice.reason
+    monkeypatch.setenv(analysis.CWD_ENV, str(tmp_path / "kernel"))  # recorded by make notebook: wins over PWD
+    with pytest.raises(ConfigError, match="not a diff output directory"):
+        analysis.choose_diff_dir()
+
+
+def test_runs_under_two_homes_are_not_guessed_between(
+    agreeing_dir: Path, validate_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MILVUSDIFF_HOME", raising=False)
+    monkeypatch.delenv(analysis.DIFF_DIR_ENV, raising=False)
+    mine = _home_with_a_run(tmp_path / "user", agreeing_dir)
+    monkeypatch.setenv(analysis.CWD_ENV, str(tmp_path / "user"))
+    (tmp_path / "checkout" / "notebooks").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "checkout" / "notebooks")
+    assert analysis.latest_run() == mine  # one home: its newest run
+    choice = analysis.choose_diff_dir()
+    assert choice.directory == mine.resolve() and choice.reason == f"the newest run under {mine.parent}"
+    _home_with_a_run(tmp_path / "checkout", validate_dir)
+    with pytest.raises(ConfigError, match="runs under more than one directory") as refused:
+        analysis.choose_diff_dir()
+    assert str(mine.parent) in str(refused.value) and "checkout" in str(refused.value)
+
+
+def test_run_header_says_which_run_and_when(agreeing_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    os.utime(agreeing_dir / "summary.json", (1_800_000_000, 1_800_000_000))
+    monkeypatch.setenv(analysis.DIFF_DIR_ENV, str(agreeing_dir))
+    choice = analysis.choose_diff_dir()
+    header = analysis.run_header(analysis.load_diff(choice.directory), choice)
+    assert f"`{agreeing_dir.resolve()}`" in header
+    assert "made 2027-01-15 08:00:00 UTC · chosen by MILVUSDIFF_DIFF_DIR" in header

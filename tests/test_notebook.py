@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +25,10 @@ import numpy as np
 import psycopg
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 from psycopg import sql
 from pymilvus import DataType, MilvusClient
-from test_analysis import make_agreeing_dir, make_validate_dir
+from test_analysis import make_agreeing_dir, make_sparse_dir, make_validate_dir
 
 from milvusdiff.client.shadow import ShadowClient
 from milvusdiff.config import Settings
@@ -48,12 +53,14 @@ def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JUPYTER_PATH", str(spec_dir.parents[1]))
         patch.setenv("MPLBACKEND", "Agg")
-        for name in ("MILVUSDIFF_DIFF_DIR", "MILVUSDIFF_FIGURES_DIR", "MILVUSDIFF_HOME"):
+        for name in ("MILVUSDIFF_DIFF_DIR", "MILVUSDIFF_FIGURES_DIR", "MILVUSDIFF_HOME", "MILVUSDIFF_CWD"):
             patch.delenv(name, raising=False)
         yield
 
 
-def execute(env: dict[str, str], parameters: dict[str, str] | None = None) -> nbformat.NotebookNode:
+def execute(
+    env: dict[str, str], parameters: dict[str, str] | None = None, cwd: Path = NOTEBOOK.parent
+) -> nbformat.NotebookNode:
     """Run the notebook as CI would: kernel python3, working directory notebooks/, `env` for the kernel.
 
     `parameters` go into a cell right after the one tagged `parameters`, as papermill injects them.
@@ -67,7 +74,7 @@ def execute(env: dict[str, str], parameters: dict[str, str] | None = None) -> nb
         for name, value in env.items():
             patch.setenv(name, value)
         client = NotebookClient(
-            notebook, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+            notebook, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(cwd)}}
         )
         client.execute()
     return notebook
@@ -110,6 +117,7 @@ def test_notebook_on_a_validate_directory(kernel_env: None, tmp_path: Path) -> N
     assert sorted(png_outputs(notebook)) == sorted(saved.values())  # what is shown is what CI gets
 
     text = text_of(notebook)
+    assert f"**Run analysed:** `{diff_dir}`" in text and "chosen by MILVUSDIFF_DIFF_DIR" in text
     assert f"diff:    {diff_dir}" in text and "A = milvus, B = pg" in text
     assert "milvus and pg differ" in text
     assert "milvus wrong" in text and "pg wrong" in text and "in doubt" in text
@@ -133,6 +141,51 @@ def test_notebook_when_the_stores_agree(kernel_env: None, tmp_path: Path) -> Non
     assert png_outputs(notebook) == []
     assert figures.is_dir() and list(figures.iterdir()) == []
     assert not (diff_dir / "figures").exists()
+
+
+def test_notebook_reads_a_relative_path_from_where_the_user_ran_jupyter(kernel_env: None, tmp_path: Path) -> None:
+    """As printed by an older demo (`.milvusdiff/runs/...`): relative to the user's directory, not notebooks/."""
+    diff_dir = make_validate_dir(tmp_path)
+    relative = diff_dir.relative_to(tmp_path)
+    for recorded in ({"MILVUSDIFF_CWD": str(tmp_path)}, {"PWD": str(tmp_path)}):  # make notebook / a shell
+        notebook = execute({"MILVUSDIFF_DIFF_DIR": str(relative), **recorded})
+        text = text_of(notebook)
+        assert f"**Run analysed:** `{diff_dir}`" in text and f"relative to {tmp_path}" in text
+        assert "milvus wrong" in text and {p.stem for p in (diff_dir / "figures").glob("*.png")} == set(FIGURES)
+
+
+def test_notebook_refuses_to_guess_between_runs_of_two_directories(kernel_env: None, tmp_path: Path) -> None:
+    run = make_agreeing_dir(tmp_path)
+    for home in (tmp_path / "user", tmp_path / "checkout"):
+        shutil.copytree(run, home / ".milvusdiff" / "runs" / run.name)
+    (tmp_path / "checkout" / "notebooks").mkdir()
+    with pytest.raises(CellExecutionError, match="runs under more than one directory"):
+        execute({"MILVUSDIFF_CWD": str(tmp_path / "user")}, cwd=tmp_path / "checkout" / "notebooks")
+    notebook = execute({"MILVUSDIFF_CWD": str(tmp_path / "user")}, cwd=tmp_path / "user")  # one home: no guess
+    assert f"chosen by the newest run under {tmp_path / 'user' / '.milvusdiff' / 'runs'}" in text_of(notebook)
+
+
+def test_notebook_vector_section_covers_sparse_vectors(kernel_env: None, tmp_path: Path) -> None:
+    diff_dir = make_sparse_dir(tmp_path)
+    notebook = execute({"MILVUSDIFF_DIFF_DIR": str(diff_dir)})
+    text = text_of(notebook)
+    assert "No row differs in the vector columns" not in text
+    assert "sparse: 1 differing rows hold other indices" in text
+    assert (diff_dir / "figures" / "vector_deviations.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_notebook_on_the_path_the_demo_prints(kernel_env: None, tmp_path: Path, pg_conn: str) -> None:
+    """`milvusdiff demo --out run` in the user's directory; its printed line works as printed in notebooks/."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MILVUS_URI", "MILVUS_TOKEN", "MILVUSDIFF_JOURNAL")}
+    env.update({"MILVUSDIFF_HOME": str(tmp_path / ".milvusdiff"), "PG_CONN": pg_conn})
+    milvusdiff = Path(sys.executable).parent / "milvusdiff"
+    command = [str(milvusdiff), "demo", "--rows", "300", "--out", "run"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr[-3000:]
+    printed = re.search(r"MILVUSDIFF_DIFF_DIR=(\S+) jupyter lab", done.stdout)
+    assert printed is not None and printed.group(1) == str((tmp_path / "run").resolve())
+    text = text_of(execute({"MILVUSDIFF_DIFF_DIR": printed.group(1)}))
+    assert f"**Run analysed:** `{printed.group(1)}`" in text and "milvus wrong" in text
 
 
 def _write_and_corrupt(settings: Settings, pg_schema: str) -> None:

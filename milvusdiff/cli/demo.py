@@ -63,7 +63,11 @@ def demo_command(
     others = len(set(found) - {c.key for c in run.corruptions})
     if others:
         click.echo(f"{others} other differing keys: the demo corrupted none of them (see the table above).")
-    click.echo(f"outputs: {run.result.out}")
-    click.echo(f"notebook: {_NOTEBOOK} (open it in Jupyter with MILVUSDIFF_DIFF_DIR={run.result.out})")
+    # Absolute: the path must work wherever Jupyter is started (its kernel runs in notebooks/).
+    outputs = run.result.out.resolve()
+    click.echo(f"outputs: {outputs}")
+    click.echo(f"notebook: {_NOTEBOOK}")
+    click.echo(f"  open it on this run: MILVUSDIFF_DIFF_DIR={outputs} jupyter lab {_NOTEBOOK}")
+    click.echo("  or, in the checkout: make notebook (installs JupyterLab, opens the newest run, prints the URL)")
     click.echo(f"took: workload {run.seconds['workload']:.1f} s, validate {run.seconds['validate']:.1f} s")
     return run.result.exit_code

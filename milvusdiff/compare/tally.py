@@ -50,8 +50,17 @@ def deviation(column: Column, a: pa.Array, b: pa.Array) -> np.ndarray | None:
     if column.kind is Kind.FLOAT_LIST and not column.vector:
         return max_abs_per_row(align(a, b))
     if column.kind is Kind.SPARSE:
-        indices_a, indices_b = pc.struct_field(a, "indices"), pc.struct_field(b, "indices")
-        same_indices = pa.array(equal(Kind.EXACT, indices_a, indices_b) & a.is_valid().to_numpy(zero_copy_only=False))
-        values_a, values_b = pc.struct_field(a, "values"), pc.struct_field(b, "values")
-        return max_abs_per_row(align(values_a.filter(same_indices), values_b.filter(same_indices)))
+        return sparse_deviation(a, b)[1]
     return None
+
+
+def sparse_deviation(a: pa.Array, b: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(per row: both sides hold the same indices, the largest |a - b| of the values of those rows).
+
+    Rows whose indices differ have no element deviation: the vectors differ in which dimensions they
+    hold, which no number on one scale describes. The notebook's sparse section reads both parts."""
+    indices_a, indices_b = pc.struct_field(a, "indices"), pc.struct_field(b, "indices")
+    same = equal(Kind.EXACT, indices_a, indices_b) & a.is_valid().to_numpy(zero_copy_only=False)
+    mask = pa.array(same)
+    values_a, values_b = pc.struct_field(a, "values"), pc.struct_field(b, "values")
+    return same, max_abs_per_row(align(values_a.filter(mask), values_b.filter(mask)))
