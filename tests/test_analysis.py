@@ -352,7 +352,7 @@ def make_sparse_dir(tmp: Path) -> Path:
         table = pa.table({"id": pa.array(range(4), pa.int64()), "sparse": pa.array(values, SPARSE_TYPE)})
         pq.write_table(table, tmp / f"{name}.parquet")
     result = compare(tmp / "a.parquet", tmp / "b.parquet", key="id", out=tmp / "sparse-run")
-    assert result.summary["changed"] == 2
+    assert result.summary.changed == 2
     return tmp / "sparse-run"
 
 
