@@ -37,8 +37,8 @@ def _write_twins(tmp_path: Path, reverse_b: bool) -> tuple[Path, Path]:
         {"id": [1, 2, 3], "val": [10, 20, 30], "VAL": [1, 2, 3], "Vec": [[1.0, 2.0]] * 3}, schema=TWINS
     ).replace_schema_metadata({"milvusdiff.key": '["id"]'})
     tampered = table.set_column(2, "VAL", pa.array([1, 99, 3]))
-    if reverse_b:
-        tampered = tampered.take(pa.array([2, 1, 0]))
+    if reverse_b:  # both sides out of key order: the SQL path
+        table, tampered = table.take(pa.array([2, 1, 0])), tampered.take(pa.array([2, 0, 1]))
     a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
     pq.write_table(table, a)
     pq.write_table(tampered, b)

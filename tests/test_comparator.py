@@ -130,13 +130,15 @@ def _tables() -> tuple[pa.Table, pa.Table]:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The cases in key order on both sides, and with B reversed (no positional path possible)."""
+    """The cases in key order on both sides, and both reversed (no positional path possible)."""
     tmp = tmp_path_factory.mktemp("edge")
     table_a, table_b = _tables()
-    paths = {"a": tmp / "a.parquet", "b": tmp / "b.parquet", "b_reversed": tmp / "b_reversed.parquet"}
+    paths = {name: tmp / f"{name}.parquet" for name in ("a", "b", "a_reversed", "b_reversed")}
+    backwards = pa.array(range(len(CASES) - 1, -1, -1))
     pq.write_table(table_a, paths["a"])
     pq.write_table(table_b, paths["b"])
-    pq.write_table(table_b.take(pa.array(range(len(CASES) - 1, -1, -1))), paths["b_reversed"])
+    pq.write_table(table_a.take(backwards), paths["a_reversed"])
+    pq.write_table(table_b.take(backwards), paths["b_reversed"])
     return paths
 
 
@@ -182,8 +184,14 @@ def test_every_engine_and_path_reports_the_same_keys(
     assert used, "the sorted inputs should have taken the positional path"
     assert positional_found == [i for i in expected if CASES[i][0] in flat]
     used.clear()
-    # SQL path: B in another order, every column.
-    assert _differing(files["a"], files["b_reversed"], tmp_path / "sql", **options) == expected
+    # Positional path with B replayed in key order.
+    assert _differing(files["a"], files["b_reversed"], tmp_path / "pos2", columns=flat, **options) == [
+        i for i in expected if CASES[i][0] in flat
+    ]
+    assert used
+    used.clear()
+    # SQL path: both sides out of order, every column.
+    assert _differing(files["a_reversed"], files["b_reversed"], tmp_path / "sql", **options) == expected
     assert not used
     assert _differing(files["a"], files["b_reversed"], tmp_path / "polars", engine="polars", **options) == expected
     assert _differing(files["a"], files["b"], tmp_path / "polars2", engine="polars", **options) == expected

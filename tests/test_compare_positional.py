@@ -12,7 +12,7 @@ import pytest
 from test_compare_engine import comparable
 from test_compare_truth import DUPLICATED_IN_A, DUPLICATED_IN_B, build_tables, write_snapshot
 
-from milvusdiff.compare import compare, positional
+from milvusdiff.compare import compare, engine_duckdb, positional
 
 
 def _fits(field: pa.Field) -> bool:
@@ -87,7 +87,7 @@ def test_vectors_compared_run_by_run_or_gathered_alike(
 def test_unsorted_inputs_take_the_sql_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     a, b, _ = build_tables()
     pa_dir = write_snapshot(_prepare(a, reverse=True), tmp_path / "a", "milvus")
-    pb_dir = write_snapshot(_prepare(b), tmp_path / "b", "pg")
+    pb_dir = write_snapshot(_prepare(b, reverse=True), tmp_path / "b", "pg")
     used = _spy(monkeypatch)
     duck = _run(pa_dir, pb_dir, tmp_path / "duck", "duckdb")
     assert not used
@@ -109,3 +109,51 @@ def test_null_vectors_nan_and_negative_zero(tmp_path: Path) -> None:
     # Exact means the same bits: -0.0 differs from 0.0 (as in the row digest); NaN equals NaN.
     assert [row["id"] for row in fast[0]] == [0, 3, 4, 5]
     assert fast == _run(a, b, tmp_path / "polars", "polars")
+
+
+def _shuffled(table: pa.Table, seed: int) -> pa.Table:
+    import numpy as np
+
+    return table.take(pa.array(np.random.default_rng(seed).permutation(table.num_rows)))
+
+
+def test_one_side_in_any_order_takes_the_positional_path(
+    sorted_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sorted export against a shuffled foreign file: the shuffled side is loaded and replayed in key order,
+    with the same result as the SQL path (which takes it when the side is over the memory budget)."""
+    a, b = sorted_pair
+    table_b = pa.concat_tables(pq.read_table(part) for part in sorted(b.glob("part-*.parquet")))
+    shuffled = tmp_path / "b_shuffled.parquet"
+    pq.write_table(_shuffled(table_b, 1), shuffled, row_group_size=max(1, table_b.num_rows // 4))
+    used = _spy(monkeypatch)
+    fast = _run(a, shuffled, tmp_path / "fast", "duckdb")
+    assert used
+    used.clear()
+    assert (engine_duckdb.load_budget("2GB"), engine_duckdb.load_budget("1.5 GiB")) == (10**9, 3 * 2**28)
+    monkeypatch.setattr(engine_duckdb, "load_budget", lambda limit: 0)  # B no longer fits: SQL path
+    slow = _run(a, shuffled, tmp_path / "slow", "duckdb")
+    assert not used
+    assert fast == slow == _run(a, b, tmp_path / "sorted", "duckdb")
+    # both sides out of order: the SQL path
+    shuffled_a = tmp_path / "a_shuffled.parquet"
+    table_a = pa.concat_tables(pq.read_table(part) for part in sorted(a.glob("part-*.parquet")))
+    pq.write_table(_shuffled(table_a, 2), shuffled_a)
+    used.clear()
+    assert _run(shuffled_a, shuffled, tmp_path / "both", "duckdb") == fast
+    assert not used
+
+
+def test_row_group_statistics_rule_out_the_positional_path_before_reading(tmp_path: Path) -> None:
+    """Overlapping row groups mean not sorted (False); ordered ones mean maybe sorted (True); none: None."""
+    from milvusdiff.compare.inputs import open_side
+
+    table = pa.table({"id": pa.array(range(100), pa.int64())})
+    pq.write_table(table, tmp_path / "sorted.parquet", row_group_size=10)
+    pq.write_table(_shuffled(table, 3), tmp_path / "shuffled.parquet", row_group_size=10)
+    pq.write_table(table, tmp_path / "bare.parquet", row_group_size=10, write_statistics=False)
+    orders = {
+        name: positional.stats_order(open_side(tmp_path / f"{name}.parquet", "a"), "id")
+        for name in ("sorted", "shuffled", "bare")
+    }
+    assert orders == {"sorted": True, "shuffled": False, "bare": None}

@@ -12,11 +12,11 @@ compared positionally with numpy (positional.py). Same intermediate table, same 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
 from milvusdiff.compare import positional
@@ -224,15 +224,48 @@ def _batches(reader: Iterable[pa.RecordBatch], inputs: str, names: list[str] | N
         raise _trouble(exc, inputs) from exc
 
 
-def _sorted_keys(
-    con: duckdb.DuckDBPyConnection, plan: Plan, side_a: Side, side_b: Side
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Both sides' keys when the positional path applies (see positional.py), else None."""
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def load_budget(memory_limit: str) -> int:
+    """Bytes one side may take when loaded whole for the positional path: half of --memory-limit (the
+    other half is DuckDB's and the other side's stream). An unreadable limit allows 1 GB."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", memory_limit)
+    if not match or match.group(2).lower() not in _UNITS:
+        return 10**9
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()] / 2)
+
+
+def _positional(
+    con: duckdb.DuckDBPyConnection, plan: Plan, side_a: Side, side_b: Side, options: CompareOptions
+) -> positional.Scans | None:
+    """The scans of the positional path and its layout, or None for the SQL path (see positional.py).
+
+    Key statistics that show both sides out of order rule it out before anything is read; when they
+    show both in order, the wide columns start decoding while the keys are checked."""
+    key = plan.keys[0]
+    orders = (positional.stats_order(side_a, key.name), positional.stats_order(side_b, key.b_name))
+    if orders == (False, False):
+        return None
+    early = positional.Scans(plan, side_a, side_b) if False not in orders else None
     con.execute("SET preserve_insertion_order = true")  # the keys in file order
-    keys_a = positional.sorted_keys(con, side_a, plan.keys[0].name)
-    keys_b = positional.sorted_keys(con, side_b, plan.keys[0].b_name) if keys_a is not None else None
+    try:
+        found = positional.layout(con, plan, side_a, side_b, load_budget(options.memory_limit))
+    except BaseException:
+        if early is not None:
+            early.close()
+        raise
     con.execute("SET preserve_insertion_order = false")
-    return (keys_a, keys_b) if keys_a is not None and keys_b is not None else None
+    in_file_order = found is not None and found.order_a is None and found.order_b is None
+    if early is not None and not in_file_order:
+        early.close()
+        early = None
+    if found is None:
+        return None
+    scans = early or positional.Scans(plan, side_a, side_b, found.order_a, found.order_b)
+    scans.layout = found
+    return scans
 
 
 @contextlib.contextmanager
@@ -247,15 +280,12 @@ def stream(
         con.execute(f"SET memory_limit = {lit(options.memory_limit)}")
         for name, side in (("A", side_a), ("B", side_b)):
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM {source(side)}")
-        # Sorted inputs (see positional.py) start decoding their wide columns while the keys are read.
-        scans = positional.Scans(plan, side_a, side_b) if positional.applies(plan) else None
-        sorted_keys = _sorted_keys(con, plan, side_a, side_b) if scans is not None else None
+        scans = _positional(con, plan, side_a, side_b, options) if positional.applies(plan) else None
         names: list[str] | None = None
-        if scans is not None and sorted_keys is not None:
-            found: Iterable[pa.RecordBatch] = positional.stream(plan, *sorted_keys, scans, options.max_diffs)
+        if scans is not None and scans.layout is not None:
+            keys = (scans.layout.keys_a, scans.layout.keys_b)
+            found: Iterable[pa.RecordBatch] = positional.stream(plan, *keys, scans, options.max_diffs)
         else:
-            if scans is not None:
-                scans.close()
             has_dups = _find_duplicates(con, plan, side_a, side_b)
             sql = build_sql(plan, side_a, side_b, has_dups, options.max_diffs)
             found, names = con.sql(sql).to_arrow_reader(BATCH_ROWS), public_names(plan)

@@ -19,10 +19,12 @@ other than numeric vectors) take the SQL path.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from milvusdiff.compare import comparator
 from milvusdiff.compare.duck import ref, source
@@ -68,19 +70,94 @@ def _fits(column: Column) -> bool:
 
 
 def applies(plan: Plan) -> bool:
+    """Whether the positional path may apply: a single integer key and columns it handles."""
     return len(plan.keys) == 1 and pa.types.is_integer(plan.keys[0].arrow_type) and all(_fits(c) for c in plan.columns)
 
 
-def sorted_keys(con: duckdb.DuckDBPyConnection, side: Side, name: str) -> np.ndarray | None:
-    """The key column in file order as int64, or None unless non-null and strictly ascending."""
+def stats_order(side: Side, name: str) -> bool | None:
+    """What the Parquet row-group statistics of the key column say about its order in file order: False
+    when two row groups overlap or go backwards (certainly not ascending: the SQL path, with nothing read),
+    True when each group's range starts after the previous one's (likely; layout() still checks the rows
+    inside each group), None when a group has no statistics. Footers only, so it costs milliseconds."""
+    previous: object = None
+    for file in side.files:
+        meta = pq.ParquetFile(file).metadata
+        leaves = [j for j in range(meta.num_columns) if meta.schema.column(j).path == name]
+        if len(leaves) != 1:
+            return None
+        for group in range(meta.num_row_groups):
+            stats = meta.row_group(group).column(leaves[0]).statistics
+            if meta.row_group(group).num_rows == 0:
+                continue
+            if stats is None or not stats.has_min_max or stats.null_count:
+                return None
+            if previous is not None and not stats.min > previous:
+                return False
+            previous = stats.max
+    return True
+
+
+def read_keys(con: duckdb.DuckDBPyConnection, side: Side, name: str) -> np.ndarray | None:
+    """The key column in file order as int64, or None when it holds nulls."""
     table = con.sql(f"SELECT CAST({ref(side, name)} AS BIGINT) AS k FROM {source(side)}").fetch_arrow_table()
     keys = table.column(0)
     if keys.null_count:
         return None
-    values = np.asarray(keys.to_numpy())
-    if values.size > 1 and not bool((values[1:] > values[:-1]).all()):
+    return np.asarray(keys.to_numpy())
+
+
+def _ascending(keys: np.ndarray) -> bool:
+    return keys.size < 2 or bool((keys[1:] > keys[:-1]).all())
+
+
+def load_bytes(plan: Plan, side: Side, label: str) -> int:
+    """Decoded size of a side's compared columns, from the Parquet footers (uncompressed page sizes)."""
+    wanted = {c.name if label == "a" else c.b_name for c in plan.columns}
+    total = 0
+    for file in side.files:
+        meta = pq.ParquetFile(file).metadata
+        leaves = [j for j in range(meta.num_columns) if meta.schema.column(j).path.split(".")[0] in wanted]
+        for group in range(meta.num_row_groups):
+            total += sum(meta.row_group(group).column(j).total_uncompressed_size for j in leaves)
+    return total
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Both sides' keys in the order their rows are scanned (strictly ascending), and for a side whose file
+    is not in key order, the permutation that puts it in key order (that side is then loaded whole)."""
+
+    keys_a: np.ndarray
+    keys_b: np.ndarray
+    order_a: np.ndarray | None = None
+    order_b: np.ndarray | None = None
+
+
+def layout(con: duckdb.DuckDBPyConnection, plan: Plan, side_a: Side, side_b: Side, budget: int) -> Layout | None:
+    """The positional layout of two inputs, or None when the SQL path must take them: null or duplicate
+    keys, both sides out of key order, or the one out of order too big to hold (`budget` bytes decoded).
+
+    One side in any order is enough: its compared columns are loaded whole and replayed in key order, so
+    the merge never joins wide rows (a sorted Milvus export against a shuffled foreign file)."""
+    key = plan.keys[0]
+    keys = {"a": read_keys(con, side_a, key.name), "b": read_keys(con, side_b, key.b_name)}
+    orders: dict[str, np.ndarray | None] = {"a": None, "b": None}
+    unsorted = [label for label, k in keys.items() if k is None or not _ascending(k)]
+    if len(unsorted) > 1 or any(k is None for k in keys.values()):
         return None
-    return values
+    for label in unsorted:
+        side = side_a if label == "a" else side_b
+        if load_bytes(plan, side, label) > budget:
+            return None
+        values = keys[label]
+        assert values is not None
+        order = np.argsort(values, kind="stable")
+        if not _ascending(values[order]):  # duplicate keys: the SQL path counts them
+            return None
+        keys[label], orders[label] = values[order], order
+    keys_a, keys_b = keys["a"], keys["b"]
+    assert keys_a is not None and keys_b is not None
+    return Layout(keys_a, keys_b, orders["a"], orders["b"])
 
 
 def _select(plan: Plan, side: Side, label: str) -> str:
@@ -108,6 +185,67 @@ def _scan(plan: Plan, side: Side, label: str, threads: int) -> Iterator[pa.Recor
         yield from reader
     finally:
         con.close()
+
+
+class _Column:
+    """One column of a side loaded whole: null-free vectors as one numpy matrix (a numpy gather is many
+    times faster than Arrow's take on lists), anything else as one Arrow array."""
+
+    def __init__(self, arrow_type: pa.DataType, rows: int) -> None:
+        self.type = arrow_type
+        self.matrix = (
+            np.empty((rows, arrow_type.list_size), _DTYPES[arrow_type.value_type]) if _is_matrix(arrow_type) else None
+        )
+        self.parts: list[pa.Array] = []
+        self.filled = 0
+
+    def add(self, array: pa.Array) -> None:
+        if self.matrix is not None and not array.null_count and not array.values.null_count:
+            self.matrix[self.filled : self.filled + len(array)] = _matrix(array)
+        else:
+            if self.matrix is not None:  # a null vector: hold this column as Arrow from here on
+                self.parts = [
+                    pa.FixedSizeListArray.from_arrays(pa.array(self.matrix[: self.filled].reshape(-1)), type=self.type)
+                ]
+                self.matrix = None
+            self.parts.append(array)
+        self.filled += len(array)
+
+    def finish(self) -> None:
+        if self.matrix is None:
+            self.parts = [pa.concat_arrays(self.parts) if self.parts else pa.array([], self.type)]
+
+    def take(self, rows: np.ndarray) -> pa.Array:
+        if self.matrix is not None:
+            return pa.FixedSizeListArray.from_arrays(pa.array(self.matrix[rows].reshape(-1)), type=self.type)
+        return self.parts[0].take(pa.array(rows))
+
+
+_DTYPES = {pa.float32(): np.float32, pa.float64(): np.float64, pa.int8(): np.int8, pa.int16(): np.int16}
+
+
+def _is_matrix(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_fixed_size_list(arrow_type) and arrow_type.value_type in _DTYPES
+
+
+def _reordered(plan: Plan, side: Side, label: str, order: np.ndarray) -> Iterator[pa.RecordBatch]:
+    """The compared columns of one side in the row order `order`: the side is read whole (bounded by
+    layout()'s budget), then replayed batch by batch."""
+    con = duckdb.connect(config={"threads": 1, "preserve_insertion_order": True})
+    try:
+        reader = con.sql(f"SELECT {_select(plan, side, label)} FROM {source(side)}").to_arrow_reader(BATCH_ROWS)
+        schema = reader.schema
+        columns = [_Column(field.type, len(order)) for field in schema]
+        for batch in reader:
+            for column, array in zip(columns, batch.columns, strict=True):
+                column.add(array)
+    finally:
+        con.close()
+    for column in columns:
+        column.finish()
+    for start in range(0, len(order), BATCH_ROWS):
+        rows = order[start : start + BATCH_ROWS]
+        yield pa.RecordBatch.from_arrays([column.take(rows) for column in columns], schema=schema)
 
 
 class _Window:
@@ -275,7 +413,9 @@ class _Merge:
             else:
                 a = _normalise(window_a.take(i, rows_a), column.type_a)
                 b = _normalise(window_b.take(i, rows_b), column.type_b)
-                flags[:, i] = comparator.differs(column.kind, a, b, column.tolerance)
+                # JSON is flagged on differing text here and parsed once, by the finishing pass.
+                kind = Kind.EXACT if column.kind is Kind.JSON else column.kind
+                flags[:, i] = comparator.differs(kind, a, b, column.tolerance)
         keep = np.flatnonzero(flags.any(axis=1))
         if not keep.size:
             return None
@@ -317,11 +457,20 @@ class _Merge:
 
 class Scans:
     """Both sides' compared columns, decoded in background threads from the moment this is made (while
-    the keys are read), one single-threaded DuckDB connection each: two scans fill two cores."""
+    the keys are read), one single-threaded DuckDB connection each: two scans fill two cores. A side
+    with an `order` is replayed in that order (see layout())."""
 
-    def __init__(self, plan: Plan, side_a: Side, side_b: Side) -> None:
-        self.a = Prefetch(_scan(plan, side_a, "a", 1), depth=2)
-        self.b = Prefetch(_scan(plan, side_b, "b", 1), depth=2)
+    def __init__(
+        self,
+        plan: Plan,
+        side_a: Side,
+        side_b: Side,
+        order_a: np.ndarray | None = None,
+        order_b: np.ndarray | None = None,
+    ) -> None:
+        self.a = Prefetch(_scan(plan, side_a, "a", 1) if order_a is None else _reordered(plan, side_a, "a", order_a), 2)
+        self.b = Prefetch(_scan(plan, side_b, "b", 1) if order_b is None else _reordered(plan, side_b, "b", order_b), 2)
+        self.layout: Layout | None = None  # set by the engine once the keys are read
 
     def close(self) -> None:
         self.a.close()
