@@ -1,7 +1,5 @@
-"""The one type map and what derives from it: collection specs, row conversion, digests."""
+"""The one type map and what derives from it: collection specs (spec), row conversion (convert), digests (digest).
 
-from milvusdiff.types.convert import rows_to_table, snapshot_schema
-from milvusdiff.types.digest import row_digests
-from milvusdiff.types.spec import CollectionSpec, FieldSpec
-
-__all__ = ["CollectionSpec", "FieldSpec", "row_digests", "rows_to_table", "snapshot_schema"]
+Nothing is imported here: `milvusdiff.types.spec` is read by the compare path, which must not pay for
+pymilvus, or for the digest's DuckDB when it does not use it.
+"""

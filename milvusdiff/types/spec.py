@@ -12,8 +12,6 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from pymilvus import DataType
-
 from milvusdiff.errors import SchemaError
 
 META_COLUMN = "$meta"
@@ -128,6 +126,8 @@ def _refuse_unmirrorable(schema: dict[str, Any]) -> None:
 
 
 def _type_name(value: Any) -> str:
+    from pymilvus import DataType  # only schemas read from Milvus come here, with pymilvus loaded already
+
     if isinstance(value, DataType):
         return value.name
     if isinstance(value, int):
@@ -147,6 +147,8 @@ def _default_from_milvus(value: Any) -> Any:
 
 
 def _field_from_milvus(f: dict[str, Any]) -> FieldSpec:
+    from pymilvus import DataType
+
     params = f.get("params") or {}
     dim = params.get("dim")
     max_length = params.get("max_length")
