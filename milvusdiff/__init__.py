@@ -19,8 +19,9 @@ Each wrapper repeats the parameters of the implementation (tests/test_public_api
 match), so mypy, help() and tab completion see what it takes; export_collection passes its tuning
 options through, so their defaults stay in one place.
 
-ShadowClient, RepairReport and Manifest, whose modules load pymilvus or pyarrow, load on first
-attribute access (module `__getattr__`, typed for mypy through the TYPE_CHECKING imports).
+The classes (ShadowClient, the result, summary and option types), whose modules load pymilvus or
+pyarrow, load on first attribute access (module `__getattr__`, typed for mypy through the
+TYPE_CHECKING imports); only the error types and Settings, which load nothing, are imported here.
 """
 
 from __future__ import annotations
@@ -32,9 +33,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import milvusdiff.compare as _compare_package  # noqa: F401  (bound before the function below; see above)
-from milvusdiff.compare.options import CompareOptions, Tolerance
-from milvusdiff.compare.result import CompareResult
-from milvusdiff.compare.summary import ColumnFinding, Summary
 from milvusdiff.config import Settings
 from milvusdiff.errors import (
     CheckError,
@@ -48,12 +46,16 @@ from milvusdiff.errors import (
     SnapshotError,
     SyncError,
 )
-from milvusdiff.workflow.validate import ValidateResult
 
 if TYPE_CHECKING:
     from milvusdiff.client.shadow import ShadowClient
+    from milvusdiff.compare.comparator import Tolerance
+    from milvusdiff.compare.options import CompareOptions
+    from milvusdiff.compare.result import CompareResult
+    from milvusdiff.compare.summary import ColumnFinding, Summary
     from milvusdiff.export.manifest import Manifest
     from milvusdiff.workflow.repair import RepairReport
+    from milvusdiff.workflow.validate import ValidateResult
 
 __version__ = "0.1.0"
 
@@ -90,14 +92,14 @@ def compare(a: str | Path, b: str | Path, options: CompareOptions | None = None,
 
 
 def export_collection(
-    collection: str, *, out: str | Path, source: str = "milvus", settings: Settings | None = None, **options: Any
+    collection: str, *, source: str = "milvus", out: str | Path, settings: Settings | None = None, **options: Any
 ) -> Manifest:
     """Export `collection` from Milvus, the PostgreSQL shadow, the journal, or all three (`source="all"`), as a
     Parquet snapshot with a manifest. Tuning options (batch_size, parallel, rows_per_part, overwrite, fsync,
     buckets, quiet, flush) keep their defaults in milvusdiff.export.api.export_collection, the one place."""
     from milvusdiff.export.api import export_collection as run
 
-    return run(collection, out=out, source=source, settings=settings, **options)
+    return run(collection, source=source, out=out, settings=settings, **options)
 
 
 def validate(
@@ -132,8 +134,14 @@ def repair(
 
 _LAZY = {
     "ShadowClient": "milvusdiff.client.shadow",
+    "CompareOptions": "milvusdiff.compare.options",
+    "Tolerance": "milvusdiff.compare.comparator",
+    "CompareResult": "milvusdiff.compare.result",
+    "ColumnFinding": "milvusdiff.compare.summary",
+    "Summary": "milvusdiff.compare.summary",
     "Manifest": "milvusdiff.export.manifest",
     "RepairReport": "milvusdiff.workflow.repair",
+    "ValidateResult": "milvusdiff.workflow.validate",
 }
 
 

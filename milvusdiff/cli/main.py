@@ -157,7 +157,8 @@ _COMMAND_MODULES: list[str] = [
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and turn known errors into exit code 2."""
     _register_commands()
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = argv if argv is not None else sys.argv[1:]
+    debug = "--debug" in args
     try:
         # Without standalone mode click returns a command's ctx.exit(code) instead of exiting.
         returned = cli.main(args=argv, prog_name="milvusdiff", standalone_mode=False)
@@ -170,7 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     except MilvusDiffError as exc:
         if debug:
             raise
-        click.echo(f"milvusdiff: {exc}", err=True)
+        from milvusdiff.cli.wording import command_flags, in_cli_words
+
+        click.echo(f"milvusdiff: {in_cli_words(str(exc), command_flags(cli, args))}", err=True)
         sys.exit(EXIT_TROUBLE)
     except (OSError, ValueError) as exc:
         if debug:

@@ -29,7 +29,7 @@ from milvusdiff.types.spec import DIGEST_COLUMN, CollectionSpec
 def _spec(side: Side, other: Side) -> CollectionSpec:
     text = side.spec_json or other.spec_json
     if text is None:
-        raise CompareError("--journal needs the collection spec (milvusdiff.spec metadata) in at least one input")
+        raise CompareError("`journal` needs the collection spec (milvusdiff.spec metadata) in at least one input")
     return CollectionSpec.from_json(text)
 
 

@@ -76,9 +76,9 @@ class Tolerance:
             try:
                 number = float(value)
             except (TypeError, ValueError):
-                raise ToleranceError(f"{name} must be a finite number >= 0, got {value!r}") from None
+                raise ToleranceError(f"`{name}` must be a finite number >= 0, got {value!r}") from None
             if not math.isfinite(number) or number < 0:
-                raise ToleranceError(f"{name} must be a finite number >= 0, got {value!r}")
+                raise ToleranceError(f"`{name}` must be a finite number >= 0, got {value!r}")
             object.__setattr__(self, name, number)
 
     @property

@@ -207,7 +207,7 @@ def _trouble(exc: duckdb.Error, inputs: str) -> CompareError:
     undecodable data (a corrupt page) name no file, so the line names the inputs."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, duckdb.OutOfMemoryException):
-        return CompareError(f"DuckDB: {first} (raise --memory-limit or free disk for --temp-dir)")
+        return CompareError(f"DuckDB: {first} (raise `memory_limit` or free disk for `temp_dir`)")
     return CompareError(f"DuckDB: {first} (reading {inputs})")
 
 

@@ -42,9 +42,9 @@ class CompareOptions:
         if self.engine not in ENGINES:
             raise CompareError(f"unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
         if self.max_diffs is not None and self.max_diffs < 1:
-            raise CompareError("--max-diffs must be at least 1")
+            raise CompareError("`max_diffs` must be at least 1")
         if self.jobs < 1:
-            raise CompareError("--jobs must be at least 1")
+            raise CompareError("`jobs` must be at least 1")
 
 
 def parse_rename(items: list[str] | tuple[str, ...]) -> dict[str, str]:

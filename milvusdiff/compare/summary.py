@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from milvusdiff.compare.options import CompareOptions, Tolerance
+from milvusdiff.compare.comparator import Tolerance
+from milvusdiff.compare.options import CompareOptions
 
 if TYPE_CHECKING:
     from milvusdiff.compare.histogram import DeviationHistogram

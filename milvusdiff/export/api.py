@@ -69,11 +69,11 @@ def export_collection(
     job = _Job(collection, settings or Settings.resolve(), options, quiet, rows_per_part, fsync, buckets)
     out = Path(out)
     if buckets and out.suffix == ".parquet":
-        raise SnapshotError("a bucketed snapshot is a directory (part files per bucket): give --out a directory")
+        raise SnapshotError("a bucketed snapshot is a directory (part files per bucket): give `out` a directory")
     if source == "all":
         return _export_all(job, out, overwrite)
     if source == "journal" and out.suffix == ".parquet":
-        raise SnapshotError("a journal snapshot is a directory (key states plus oplog.parquet): give --out a directory")
+        raise SnapshotError("a journal snapshot is a directory (key states plus oplog.parquet): give `out` a directory")
     check_destination(out, overwrite=overwrite)
     return _export_one(job, source, out, overwrite)
 
@@ -167,7 +167,7 @@ def _manifest(reading: Reading, job: _Job, rows: int, files: list[FileEntry], ke
 def _export_all(job: _Job, out: Path, overwrite: bool) -> Manifest:
     """The three stores side by side, published together: one rename makes all three appear."""
     if out.suffix == ".parquet":
-        raise SnapshotError("--source all writes a directory (milvus/, pg/, journal/): give --out a directory")
+        raise SnapshotError("`source` all writes a directory (milvus/, pg/, journal/): give `out` a directory")
     started = time.perf_counter()
     staging = Staging(out, directory=True, overwrite=overwrite, durable=job.fsync)
     try:

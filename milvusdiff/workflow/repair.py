@@ -79,7 +79,7 @@ def repair(
     """Repair `keys` from `source`. Without keys: every IN_DOUBT or pg_missing key in the journal, plus
     the differing keys of `diff` (a validate output directory) when one is given."""
     if source not in SOURCES:
-        raise MilvusDiffError(f"repair --from must be one of {', '.join(SOURCES)}, not {source!r}")
+        raise MilvusDiffError(f"repair `source` must be one of {', '.join(SOURCES)}, not {source!r}")
     spec = client.spec(collection)
     key_type = pa.int64() if spec.primary.type == "INT64" else pa.string()
     adopt_unkeyed_rows(client, client.journal, spec)  # rows of auto_id inserts in doubt get their keys

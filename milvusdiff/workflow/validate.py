@@ -78,7 +78,7 @@ def validate(
     settings = settings or Settings.resolve()
     target = Path(out) if out is not None else default_out(settings, collection)
     if target.exists():
-        raise SnapshotError(f"output directory {target} already exists: choose another --out or remove it")
+        raise SnapshotError(f"output directory {target} already exists: choose another `out` or remove it")
     check_destination(target, overwrite=False)
     try:
         building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))

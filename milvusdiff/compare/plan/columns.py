@@ -19,7 +19,7 @@ def build_columns(side_a: Side, side_b: Side, keys: tuple[KeyColumn, ...], optio
     names_b = [n for n in side_b.schema.names if n not in {k.b_name for k in keys} and n != DIGEST_COLUMN]
     keyed = sorted(set(options.json_columns) & {k.name for k in keys})
     if keyed:
-        raise CompareError(f"--json: {keyed[0]!r} is a key column; keys are compared exactly")
+        raise CompareError(f"`json_columns`: {keyed[0]!r} is a key column; keys are compared exactly")
     _check_named(options, names_a, names_b)
     wanted = set(options.columns) if options.columns else None
     ignored = set(options.ignore)

@@ -30,10 +30,10 @@ def resolve_keys(
 
 def _metadata_key(side_a: Side, side_b: Side, rename: dict[str, str]) -> tuple[str, ...]:
     if side_a.key and side_b.key and tuple(rename.get(k, k) for k in side_a.key) != side_b.key:
-        raise CompareError(f"no common key: A is keyed by {list(side_a.key)}, B by {list(side_b.key)}; pass --key")
+        raise CompareError(f"no common key: A is keyed by {list(side_a.key)}, B by {list(side_b.key)}; pass `key`")
     key = side_a.key or side_b.key
     if not key:
-        raise CompareError("no common key: neither input names its key in metadata; pass --key COL")
+        raise CompareError("no common key: neither input names its key in metadata; pass `key`")
     if not side_a.key:
         inverse = {b: a for a, b in rename.items()}
         key = tuple(inverse.get(k, k) for k in key)
