@@ -323,5 +323,5 @@ def test_out_of_memory_is_one_clear_error(tmp_path: Path) -> None:
 
     a, _, _ = build_tables()
     left = write_snapshot(a, tmp_path / "left", "milvus")
-    with pytest.raises(CompareError, match=r"^DuckDB: Out of Memory Error.*--memory-limit"):
+    with pytest.raises(CompareError, match=r"^DuckDB: Out of Memory Error.*`memory_limit`"):
         compare(left, left, memory_limit="1MB", threads=1)

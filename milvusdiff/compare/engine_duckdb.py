@@ -276,6 +276,7 @@ def stream(
     con = duckdb.connect(config={"threads": options.threads, "preserve_insertion_order": False})
     scans: positional.Scans | None = None
     try:
+        con.execute("SET enable_progress_bar = false")  # printed on stdout past 2 s: it would corrupt --format json
         con.execute(f"SET temp_directory = {lit(str(options.temp_dir or scratch / 'duckdb.tmp'))}")
         con.execute(f"SET memory_limit = {lit(options.memory_limit)}")
         for name, side in (("A", side_a), ("B", side_b)):

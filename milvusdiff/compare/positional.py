@@ -181,6 +181,7 @@ def _scan(plan: Plan, side: Side, label: str, threads: int) -> Iterator[pa.Recor
     """The compared columns of one side, in file order, as record batches (own connection)."""
     con = duckdb.connect(config={"threads": threads, "preserve_insertion_order": True})
     try:
+        con.execute("SET enable_progress_bar = false")  # printed on stdout past 2 s: it would corrupt --format json
         reader = con.sql(f"SELECT {_select(plan, side, label)} FROM {source(side)}").to_arrow_reader(BATCH_ROWS)
         yield from reader
     finally:

@@ -36,6 +36,7 @@ def _cursor() -> duckdb.DuckDBPyConnection:
     with _database_lock:
         if _database is None or _database[0] != os.getpid():  # a forked child must not share its parent's
             _database = (os.getpid(), duckdb.connect())
+            _database[1].execute("SET enable_progress_bar = false")  # on stdout past 2 s; cursors inherit it
         return _database[1].cursor()
 
 
