@@ -7,22 +7,26 @@ are loaded; the LMDB journal is asked key by key, which is fine for the differin
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from milvusdiff.compare.inputs import KEY_META
 from milvusdiff.compare.keyset import key_filter, select_keys
 from milvusdiff.compare.plan import Plan
 from milvusdiff.errors import CompareError
+from milvusdiff.services.journal import COMPLETE_KEY, FORMAT_VERSION, FORMAT_VERSION_KEY, Journal
+from milvusdiff.types.digest import DIGEST_VERSION, DIGEST_VERSION_KEY
 from milvusdiff.types.spec import CollectionSpec
 
 STATE_COLUMNS = ("state", "last_seq", "last_op", "digest", "flags")
 DIGEST = pa.binary(16)
 
 
-def _snapshot_files(path: Path) -> list[Path]:
+def journal_files(path: Path) -> list[Path]:
     if path.is_dir():
         return sorted(path.glob("part-*.parquet"))
     return [path] if path.suffix == ".parquet" else []
@@ -43,12 +47,10 @@ def _from_snapshot(files: list[Path], plan: Plan, keys: pa.Table) -> pa.Table:
 
 
 def _from_lmdb(path: Path, plan: Plan, keys: pa.Table, spec: CollectionSpec) -> pa.Table:
-    from milvusdiff.services.journal import Journal
-
     if len(plan.keys) != 1:
         raise CompareError("the LMDB journal records single-column primary keys; the compared key is composite")
     wanted = keys.column(0).to_pylist()
-    with Journal(path) as journal:
+    with Journal(path, readonly=True) as journal:
         states = journal.states(spec.name, [k for k in wanted if k is not None])
     found = [k for k in wanted if k in states]
     return pa.table(
@@ -60,37 +62,59 @@ def _from_lmdb(path: Path, plan: Plan, keys: pa.Table, spec: CollectionSpec) -> 
     )
 
 
-def check_journal(path: Path, collection: str | None) -> None:
-    """Refuse a --journal that is missing, is not a journal, or records another collection, whether or
-    not any key differs: arbitrating with another collection's journal would turn every verdict into a
-    confident-looking `unknown` (or worse, a wrong one when keys happen to coincide)."""
+@dataclass(frozen=True)
+class JournalInfo:
+    """What arbitration needs to know about a journal beyond its key states."""
+
+    complete: bool  # it saw the collection created, so a key it does not hold was never written
+
+
+def _snapshot_info(files: list[Path]) -> JournalInfo:
+    """Refuse a journal snapshot of another format or digest layout (absent: written before versions, 1)."""
+    meta = pq.read_schema(files[0]).metadata or {}
+    for key, ours, what in (
+        (FORMAT_VERSION_KEY, FORMAT_VERSION, "journal format"),
+        (DIGEST_VERSION_KEY, DIGEST_VERSION, "row-digest"),
+    ):
+        found = meta.get(key.encode(), b"1").decode(errors="replace")
+        if found != str(ours):
+            raise CompareError(f"journal {files[0]}: {what} version {found}; this milvusdiff reads version {ours} only")
+    return JournalInfo(complete=meta.get(COMPLETE_KEY.encode()) == b"true")
+
+
+def check_journal(path: Path, collection: str | None) -> JournalInfo:
+    """Refuse a --journal that is missing, is not a journal, is of a version this milvusdiff does not read,
+    or records another collection, whether or not any key differs: arbitrating with another collection's
+    journal would turn every verdict into a confident-looking `unknown` (or worse, a wrong one when keys
+    happen to coincide)."""
     if not path.exists():
         raise CompareError(f"journal does not exist: {path}")
-    if _snapshot_files(path):
+    files = journal_files(path)
+    if files:
+        info = _snapshot_info(files)
         manifest = path / "manifest.json" if path.is_dir() else None
         if collection is None or manifest is None or not manifest.exists():
-            return
+            return info
         recorded = json.loads(manifest.read_text(encoding="utf-8")).get("collection")
         if recorded is not None and recorded != collection:
             raise CompareError(f"journal {path} records collection {recorded!r}, not {collection!r}")
-        return
+        return info
     if not (path / "data.mdb").exists():
         raise CompareError(f"not a journal snapshot (part-*.parquet) nor an LMDB journal (data.mdb): {path}")
-    if collection is None:
-        return
-    from milvusdiff.services.journal import Journal
-
-    with Journal(path) as journal:
+    with Journal(path, readonly=True) as journal:
+        if collection is None:
+            return JournalInfo(complete=False)
         if journal.collection_spec(collection) is None:
             known = ", ".join(repr(c) for c in journal.collections()) or "none"
             raise CompareError(f"the journal at {path} has no collection {collection!r} (it has: {known})")
+        return JournalInfo(complete=journal.covers_creation(collection))
 
 
 def journal_states(path: Path, plan: Plan, keys: pa.Table, spec: CollectionSpec) -> pa.Table:
     """Columns: the plan's key columns, `state`, `digest`; keys the journal does not know are absent."""
     if not path.exists():
         raise CompareError(f"journal does not exist: {path}")
-    files = _snapshot_files(path)
+    files = journal_files(path)
     if files:
         return _from_snapshot(files, plan, keys)
     if (path / "data.mdb").exists():

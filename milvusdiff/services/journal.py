@@ -9,8 +9,9 @@ the writer, and one file a user can copy. Databases inside the environment:
 - `intents` seq -> the full key list and row digests of a write not yet settled. A pending intent
             found at open time belongs to a process that died mid-write: its keys become IN_DOUBT.
 - `keys`    collection + NUL + encoded key -> packed state (state, last seq, last op, digest, flags).
-- `meta`    the sequence counter, the spec of every collection seen, and (`unkeyed:` + seq) the row digests
-            of an auto_id insert left IN_DOUBT before Milvus named its keys (see `begin_unkeyed`).
+- `meta`    the sequence counter, the spec of every collection seen, which of them the journal saw
+            created (`created:NAME`), the versions below, and (`unkeyed:` + seq) the row digests of an
+            auto_id insert left IN_DOUBT before Milvus named its keys (see `begin_unkeyed`).
 
 Beside the environment, `writers/` holds one lock file per process writing to the journal, flock'ed while
 that process has it open: an intent records its writer's file, and recovery asks the lock, which the kernel
@@ -18,6 +19,15 @@ drops when the process dies, whether the writer still runs (a pid cannot say: in
 is pid 1, and pids are reused).
 
 Keys are encoded with a type tag, so the string '42' and the integer 42 are different keys.
+
+Versions: `meta` holds `format_version` (this file's layout, FORMAT_VERSION) and `digest_version` (the
+row-digest layout of milvusdiff.types.digest). A journal of another version is refused when opened: a
+reader that misread its key states or digests would give wrong verdicts. A journal written before
+versions were recorded has format 1 and digest layout 1 (the op codes below are the list positions it
+used), and a writer stamps it.
+
+Reads: Journal(path, readonly=True) (compare, export, validate) changes nothing on disk and runs no
+recovery; it reports the keys of writes still pending as IN_DOUBT without settling them.
 """
 
 from __future__ import annotations
@@ -43,21 +53,29 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from milvusdiff.errors import JournalError
+from milvusdiff.types.digest import DIGEST_VERSION
 from milvusdiff.types.spec import CollectionSpec
 
+FORMAT_VERSION = 1
 EXISTS, DELETED, IN_DOUBT = 1, 2, 3
 STATE_NAMES = {EXISTS: "EXISTS", DELETED: "DELETED", IN_DOUBT: "IN_DOUBT"}
-OPS = (
-    "insert",
-    "upsert",
-    "delete",
-    "drop_partition",
-    "drop_collection",
-    "repair",
-    "create_partition",
-    "repair_delete",
-)
-OP_CODES = {name: code for code, name in enumerate(OPS, start=1)}
+# The code of each operation, as written into every key state on disk. The one table of them: a code,
+# once written, keeps its meaning forever; a new operation takes a new code (at most 255).
+OP_CODES = {
+    "insert": 1,
+    "upsert": 2,
+    "delete": 3,
+    "drop_partition": 4,
+    "drop_collection": 5,
+    "repair": 6,
+    "create_partition": 7,
+    "repair_delete": 8,
+}
+OP_NAMES = {code: name for name, code in OP_CODES.items()}
+# Parquet metadata of a journal snapshot: its format version, and whether it covers the collection from
+# its creation ("true": a key it does not hold was never written).
+FORMAT_VERSION_KEY = "milvusdiff.journal_format"
+COMPLETE_KEY = "milvusdiff.journal_complete"
 FLAG_DUPLICATE_INSERT = 1
 FLAG_PG_MISSING = 2
 FLAG_NAMES = {FLAG_DUPLICATE_INSERT: "duplicate_insert", FLAG_PG_MISSING: "pg_missing"}
@@ -73,8 +91,11 @@ _UNKEYED = b"unkeyed:"
 
 # LMDB refuses a second handle on one environment in a process (its locks are per process), yet a
 # ShadowClient and an export or compare of the same journal may well share a process: they share it.
-_ENVS: dict[Path, list[Any]] = {}  # resolved path -> [environment, number of open Journals, _Gate, _WriterLock|None]
+# A reader opened while no handle of the process exists gets one of its own, read-only (readonly=True).
+# (path, read-only) -> [environment, number of open Journals, _Gate, _WriterLock | None, opened without locks]
+_ENVS: dict[tuple[Path, bool], list[Any]] = {}
 _ENVS_LOCK = threading.Lock()
+_VERSION_KEYS = {b"format_version": ("format", FORMAT_VERSION), b"digest_version": ("row-digest", DIGEST_VERSION)}
 
 
 class _Gate:
@@ -122,31 +143,62 @@ class _Gate:
                 self._cond.notify_all()
 
 
-def _open_env(path: Path, map_size: int, sync: bool) -> tuple[Any, _Gate]:
+def _open_env(path: Path, map_size: int, sync: bool, readonly: bool) -> tuple[tuple[Path, bool], Any, _Gate, bool]:
+    """(registry key, environment, gate, unlocked): a reader shares any handle the process already has."""
     with _ENVS_LOCK:
-        entry = _ENVS.get(path.resolve())
+        resolved = path.resolve()
+        found = [(resolved, False), (resolved, True)] if readonly else [(resolved, False)]
+        handle = next((k for k in found if k in _ENVS), (resolved, readonly))
+        entry = _ENVS.get(handle)
         if entry is None:
-            env = lmdb.open(str(path), map_size=map_size, max_dbs=4, sync=sync, metasync=sync)
-            entry = _ENVS[path.resolve()] = [env, 0, _Gate(), None]
+            if readonly:
+                unlocked = not _opened_elsewhere(path)
+                env = lmdb.open(str(path), readonly=True, lock=not unlocked, max_dbs=4, create=False)
+            else:
+                unlocked = False
+                env = lmdb.open(str(path), map_size=map_size, max_dbs=4, sync=sync, metasync=sync)
+            entry = _ENVS[handle] = [env, 0, _Gate(), None, unlocked]
         entry[1] += 1
-        return entry[0], entry[2]
+        return handle, entry[0], entry[2], entry[4]
 
 
-def _close_env(path: Path) -> None:
+def _close_env(handle: tuple[Path, bool]) -> None:
     with _ENVS_LOCK:
-        entry = _ENVS[path.resolve()]
+        entry = _ENVS[handle]
         entry[1] -= 1
         if entry[1] == 0:
             entry[0].close()
             if entry[3] is not None:
                 entry[3].release()
-            del _ENVS[path.resolve()]
+            del _ENVS[handle]
+
+
+def _opened_elsewhere(path: Path) -> bool:
+    """Whether another process has the journal open (LMDB holds a lock on byte 0 of lock.mdb while it does).
+
+    Only then does a reader need LMDB's reader table, which lives in lock.mdb and so changes it; alone, a
+    reader opens without locks and leaves every byte of the journal as it was. Asking takes an exclusive
+    lock on that byte and drops it at once: no writer is ever kept waiting.
+    """
+    try:
+        fd = os.open(path / "lock.mdb", os.O_RDWR)
+    except OSError:
+        return False  # no lock file (or a read-only copy): nobody can be writing through it
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0, os.SEEK_SET)
+    except OSError:
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, 0, os.SEEK_SET)
+        return False
+    finally:
+        os.close(fd)
 
 
 def _writer_of(path: Path, create: bool) -> str | None:
     """This process's writer token for the journal at `path` (made, and its file locked, on first use)."""
     with _ENVS_LOCK:
-        entry = _ENVS[path.resolve()]
+        entry = _ENVS[(path.resolve(), False)]
         if entry[3] is None and create:
             entry[3] = _WriterLock(path / WRITERS_DIR)
         return None if entry[3] is None else str(entry[3].token)
@@ -230,24 +282,56 @@ def _flag_names(bits: int) -> tuple[str, ...]:
 
 
 class Journal:
-    """One LMDB environment; safe to share between threads (LMDB serialises writers)."""
+    """One LMDB environment; safe to share between threads (LMDB serialises writers).
 
-    def __init__(self, path: str | Path, *, sync: bool = True, map_size: int = _INITIAL_MAP_SIZE) -> None:
+    readonly=True opens it for reading only: nothing on disk changes, no recovery runs, and the keys of
+    pending writes read as IN_DOUBT.
+    """
+
+    def __init__(
+        self, path: str | Path, *, sync: bool = True, map_size: int = _INITIAL_MAP_SIZE, readonly: bool = False
+    ) -> None:
         self.path = Path(path)
+        self.readonly = readonly
+        self._env: Any = None
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._env, self._gate = _open_env(self.path, map_size, sync)
-        except (OSError, lmdb.Error) as exc:
+            if readonly and not (self.path / "data.mdb").is_file():
+                raise JournalError(f"no journal at {self.path} (no data.mdb)")
+            if not readonly:
+                self.path.mkdir(parents=True, exist_ok=True)
+            self._handle, self._env, self._gate, self._unlocked = _open_env(self.path, map_size, sync, readonly)
+            create = not self._handle[1]
+            self._ops = self._env.open_db(b"ops", create=create)
+            self._intents = self._env.open_db(b"intents", create=create)
+            self._keys = self._env.open_db(b"keys", create=create)
+            self._meta = self._env.open_db(b"meta", create=create)
+            self._check_versions()
+        except (OSError, lmdb.Error, JournalError) as exc:
+            self.close()
+            if isinstance(exc, JournalError):
+                raise
             raise JournalError(f"cannot open journal at {self.path}: {exc}") from exc
-        self._ops = self._env.open_db(b"ops")
-        self._intents = self._env.open_db(b"intents")
-        self._keys = self._env.open_db(b"keys")
-        self._meta = self._env.open_db(b"meta")
-        self.recovered = self.recover()
+        self.recovered = [] if readonly else self.recover()
+
+    def _check_versions(self) -> None:
+        """Refuse a journal of another format or digest layout; a writer stamps a journal that has none."""
+        with self._txn() as txn:
+            stored = {key: txn.get(key, db=self._meta) for key in _VERSION_KEYS}
+        for key, raw in stored.items():
+            what, ours = _VERSION_KEYS[key]
+            found = 1 if raw is None else int.from_bytes(raw, "big")  # unversioned journals are version 1
+            if found != ours:
+                raise JournalError(
+                    f"the journal at {self.path} has {what} version {found}; this milvusdiff reads version {ours} only"
+                )
+        missing = [key for key, raw in stored.items() if raw is None]
+        if missing and not self.readonly:
+            versions = {key: _VERSION_KEYS[key][1].to_bytes(4, "big") for key in missing}
+            self._write(lambda txn: [txn.put(k, v, db=self._meta) for k, v in versions.items()])
 
     def close(self) -> None:
         if self._env is not None:
-            _close_env(self.path)
+            _close_env(self._handle)
             self._env = None
 
     def __enter__(self) -> Journal:
@@ -270,8 +354,15 @@ class Journal:
                 else:
                     with txn:
                         yield txn
+                        self._check_unlocked_read(txn)
                     return
             self._gate.alone(lambda: self._env.set_mapsize(0))
+
+    def _check_unlocked_read(self, txn: Any) -> None:
+        """A reader without locks is invisible to writers: a writer that started meanwhile may reuse, from
+        its second commit on, pages this read still saw. Such a read is refused, never used."""
+        if self._unlocked and self._env.info()["last_txnid"] > txn.id() + 1:
+            raise JournalError(f"the journal at {self.path} was written while it was read; read it again")
 
     def _write(self, work: Any) -> Any:
         """Run work(txn) in a write transaction, growing the map and retrying when it is full."""
@@ -296,6 +387,28 @@ class Journal:
 
     def register_collection(self, spec: CollectionSpec) -> None:
         self._write(lambda txn: txn.put(b"spec:" + spec.name.encode(), spec.to_json().encode(), db=self._meta))
+
+    def record_creation(self, spec: CollectionSpec) -> None:
+        """The ShadowClient created this collection: from now on the journal sees every write to it.
+
+        A new collection is empty, so key states left under its name (by a drop that was interrupted
+        before the journal forgot them) are phantoms: they go. A key the journal never saw was then
+        never written, which is what lets compare blame a store that holds one.
+        """
+
+        def work(txn: Any) -> None:
+            _forget_keys(txn, self._keys, spec.name)
+            for unkeyed in self.unkeyed_in_doubt(spec.name, txn):
+                txn.delete(_UNKEYED + _seq_key(unkeyed), db=self._meta)
+            txn.put(b"spec:" + spec.name.encode(), spec.to_json().encode(), db=self._meta)
+            txn.put(b"created:" + spec.name.encode(), json.dumps({"time": time.time()}).encode(), db=self._meta)
+
+        self._write(work)
+
+    def covers_creation(self, collection: str) -> bool:
+        """Whether the journal saw the collection created (so it saw every write to it since)."""
+        with self._txn() as txn:
+            return txn.get(b"created:" + collection.encode(), db=self._meta) is not None
 
     def collection_spec(self, name: str) -> CollectionSpec | None:
         with self._txn() as txn:
@@ -446,6 +559,13 @@ class Journal:
     def _apply(
         self, txn: Any, record: dict[str, Any], seq: int, intent: tuple[list[bytes], bytes], status: str
     ) -> None:
+        with txn.cursor(db=self._keys) as cur:
+            cur.putmulti(self._intent_items(txn, record, seq, intent, status))
+
+    def _intent_items(
+        self, txn: Any, record: dict[str, Any], seq: int, intent: tuple[list[bytes], bytes], status: str
+    ) -> list[tuple[bytes, bytes]]:
+        """The key states a write settled with `status` leaves: (collection + NUL + key, packed state)."""
         encoded, digest_blob = intent
         op = record["op"]
         prefix = record["collection"].encode() + b"\0"
@@ -470,21 +590,27 @@ class Journal:
             if status == "pg_missing":
                 flags |= FLAG_PG_MISSING
             items.append((full, _STATE.pack(state, seq, op_code, digest, flags)))
-        with txn.cursor(db=self._keys) as cur:
-            cur.putmulti(items)
+        return items
+
+    def _pending_states(self, txn: Any, collection: str) -> dict[bytes, bytes]:
+        """What a reader sees for the keys of writes not yet settled: IN_DOUBT, settled by nobody here."""
+        found: dict[bytes, bytes] = {}
+        with txn.cursor(db=self._intents) as cur:
+            for raw_seq, raw_intent in cur:
+                record = json.loads(txn.get(raw_seq, default=b"{}", db=self._ops))
+                if record.get("collection") == collection and record.get("op") in OP_CODES:
+                    seq = int.from_bytes(raw_seq, "big")
+                    found.update(self._intent_items(txn, record, seq, _unpack_intent(raw_intent), "in_doubt"))
+        return found
 
     def record_drop_collection(self, collection: str) -> int:
         """Log the drop and forget the collection's key states, so a re-created namesake starts clean."""
         seq = self.begin(collection, "drop_collection", [])
-        prefix = collection.encode() + b"\0"
 
         def work(txn: Any) -> None:
-            with txn.cursor(db=self._keys) as cur:
-                if cur.set_range(prefix):
-                    while cur.key().startswith(prefix):
-                        if not cur.delete():
-                            break
+            _forget_keys(txn, self._keys, collection)
             txn.delete(b"spec:" + collection.encode(), db=self._meta)
+            txn.delete(b"created:" + collection.encode(), db=self._meta)
             for unkeyed in self.unkeyed_in_doubt(collection, txn):  # rows that went with the collection
                 txn.delete(_UNKEYED + _seq_key(unkeyed), db=self._meta)
 
@@ -536,14 +662,16 @@ class Journal:
         prefix = collection.encode() + b"\0"
         out: dict[Key, KeyState] = {}
         with self._txn() as txn:
+            pending = self._pending_states(txn, collection) if self.readonly else {}
             for key in keys:
-                raw = txn.get(prefix + encode_key(key), db=self._keys)
+                full = prefix + encode_key(key)
+                raw = pending.get(full) or txn.get(full, db=self._keys)
                 if raw is not None:
                     state, seq, op, digest, flags = _STATE.unpack(raw)
                     out[key] = KeyState(
                         STATE_NAMES[state],
                         seq,
-                        OPS[op - 1],
+                        _op_name(op),
                         None if digest == _NO_DIGEST else digest,
                         _flag_names(flags),
                     )
@@ -555,18 +683,21 @@ class Journal:
         """Every key state of a collection as Arrow batches (decoding is vectorised per batch)."""
         prefix = collection.encode() + b"\0"
         with self._txn() as txn, txn.cursor(db=self._keys) as cur:
-            if not cur.set_range(prefix):
-                return
+            pending = self._pending_states(txn, collection) if self.readonly else {}
             keys: list[bytes] = []
             values: list[bytes] = []
-            for k, v in cur:
-                if not k.startswith(prefix):
-                    break
+            if cur.set_range(prefix):
+                for k, v in cur:
+                    if not k.startswith(prefix):
+                        break
+                    keys.append(k[len(prefix) :])
+                    values.append(pending.pop(k, v))
+                    if len(keys) >= batch_rows:
+                        yield _state_batch(keys, values, key_name, key_type)
+                        keys, values = [], []
+            for k, v in sorted(pending.items()):  # keys only a pending write has touched
                 keys.append(k[len(prefix) :])
                 values.append(v)
-                if len(keys) >= batch_rows:
-                    yield _state_batch(keys, values, key_name, key_type)
-                    keys, values = [], []
             if keys:
                 yield _state_batch(keys, values, key_name, key_type)
 
@@ -623,7 +754,11 @@ def _state_batch(keys: list[bytes], values: list[bytes], key_name: str, key_type
     else:
         key_array = pa.array([k[1:].decode("utf-8") for k in keys], pa.string())
     state_names = np.array([None, "EXISTS", "DELETED", "IN_DOUBT"], dtype=object)
-    op_names = np.array([None, *OPS], dtype=object)
+    op_names = np.array([OP_NAMES.get(code) for code in range(256)], dtype=object)
+    known = np.array([code in OP_NAMES for code in range(256)])
+    unknown = packed["op"][~known[packed["op"]]]
+    if unknown.size:
+        _op_name(int(unknown[0]))  # refuses it
     digests = pa.Array.from_buffers(pa.binary(16), n, [None, pa.py_buffer(packed["digest"].tobytes())])
     no_digest = packed["digest"] == np.void(_NO_DIGEST)  # deletes, and in-doubt deletes
     digest_array = pa.array(digests.to_pylist(), pa.binary(16), mask=no_digest)
@@ -639,6 +774,25 @@ def _state_batch(keys: list[bytes], values: list[bytes], key_name: str, key_type
         ],
         schema=pa.schema([pa.field(key_name, key_type), *STATE_SCHEMA_FIELDS]),
     )
+
+
+def _op_name(code: int) -> str:
+    name = OP_NAMES.get(code)
+    if name is None:
+        raise JournalError(
+            f"the journal holds operation code {code}, unknown to this milvusdiff (a newer one wrote it)"
+        )
+    return name
+
+
+def _forget_keys(txn: Any, keys_db: Any, collection: str) -> None:
+    """Delete every key state of a collection."""
+    prefix = collection.encode() + b"\0"
+    with txn.cursor(db=keys_db) as cur:
+        if cur.set_range(prefix):
+            while cur.key().startswith(prefix):
+                if not cur.delete():
+                    break
 
 
 def _process_alive(pid: Any) -> bool:

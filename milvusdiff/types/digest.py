@@ -7,6 +7,10 @@ snapshot form, so the two can only agree when the values are bit-for-bit the sam
 Layout hashed per row: for each field in schema order (then `$meta`), one tag byte (0 null,
 1 value), the value's length as 4 little-endian bytes, then the canonical bytes from the type map.
 The bytes are assembled with numpy for the whole batch and hashed by DuckDB's md5 in one query.
+
+DIGEST_VERSION names this layout. Digests are stored (in the journal, in snapshots), so any change to
+the layout or to a canonical form must raise it: stored digests of another version are refused, never
+compared, since they would disagree with every row and blame stores that are right.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from milvusdiff.types.spec import META_FIELD, CollectionSpec
 from milvusdiff.types.typemap import Bytes, rule
 
 DIGEST_TYPE = pa.binary(16)
+DIGEST_VERSION = 1
+DIGEST_VERSION_KEY = "milvusdiff.digest_version"  # Parquet metadata beside stored digests
 
 # duckdb.connect() builds a new database, about 80 ms here: more than all the rest of a small write through
 # the ShadowClient. One in-memory database per process serves every call through a cursor of its own (a

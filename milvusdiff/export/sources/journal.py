@@ -18,8 +18,9 @@ import pyarrow.compute as pc
 from milvusdiff.config import Settings
 from milvusdiff.errors import SnapshotError
 from milvusdiff.export.sources import ExtraFile, ReadOptions, tag_source
-from milvusdiff.services.journal import STATE_SCHEMA_FIELDS, Journal
+from milvusdiff.services.journal import COMPLETE_KEY, FORMAT_VERSION, FORMAT_VERSION_KEY, STATE_SCHEMA_FIELDS, Journal
 from milvusdiff.types.convert import KEY_METADATA_KEY
+from milvusdiff.types.digest import DIGEST_VERSION, DIGEST_VERSION_KEY
 from milvusdiff.types.typemap import TIMESTAMP_TYPE, arrow_field
 
 OPLOG_NAME = "oplog.parquet"
@@ -58,7 +59,13 @@ class JournalReading:
             raise SnapshotError(f"the journal at {self.uri} has no collection {collection!r}")
         self.spec = spec
         self.key_field = arrow_field(spec.primary).remove_metadata()
-        metadata = {KEY_METADATA_KEY: f'["{spec.primary.name}"]'.encode()}
+        self.complete = journal.covers_creation(collection)
+        metadata = {
+            KEY_METADATA_KEY: f'["{spec.primary.name}"]'.encode(),
+            FORMAT_VERSION_KEY: str(FORMAT_VERSION).encode(),
+            DIGEST_VERSION_KEY: str(DIGEST_VERSION).encode(),
+            COMPLETE_KEY: b"true" if self.complete else b"false",
+        }
         self.schema = tag_source(pa.schema([self.key_field, *STATE_SCHEMA_FIELDS], metadata=metadata), self.kind)
         self.states: Counter[str] = Counter()
 
@@ -78,7 +85,12 @@ class JournalReading:
         return None
 
     def extras(self) -> dict[str, Any]:
-        return {"states": dict(sorted(self.states.items()))}
+        return {
+            "states": dict(sorted(self.states.items())),
+            "complete": self.complete,
+            "format_version": FORMAT_VERSION,
+            "digest_version": DIGEST_VERSION,
+        }
 
     def extra_files(self) -> list[ExtraFile]:
         schema = _oplog_schema(self.key_field.type)
@@ -113,5 +125,5 @@ def open_journal(collection: str, settings: Settings, options: ReadOptions) -> I
     path = settings.journal_path
     if not (path / "data.mdb").exists():
         raise SnapshotError(f"no journal at {path}")
-    with Journal(path) as journal:
+    with Journal(path, readonly=True) as journal:
         yield JournalReading(journal, collection, options)
