@@ -180,7 +180,7 @@ class ShadowClient(MilvusClient):
         except MilvusDiffError:
             super().drop_collection(collection_name)
             raise
-        self.journal.register_collection(spec)
+        self.journal.record_creation(spec)
         with self._specs_lock:
             self._specs[collection_name] = spec
 

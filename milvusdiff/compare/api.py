@@ -100,7 +100,13 @@ def diff_into(
     if opts.journal is not None:
         from milvusdiff.compare.arbitrate import arbitrate
 
-        verdicts, per_row = arbitrate(diff, tally, plan, run_a, run_b, opts.journal, scratch)
+        # A truncated diff (--max-diffs) or a tolerant one leaves differing keys outside it: checking those
+        # against the journal as if both sides agreed would blame the side that is right.
+        truncated = opts.max_diffs is not None and tally.written >= opts.max_diffs
+        three_way = opts.three_way and opts.every_column_exact and not truncated
+        verdicts, per_row = arbitrate(
+            diff, tally, plan, run_a, run_b, opts.journal, scratch, three_way=side_a if three_way else None
+        )
         _give_verdicts(sample, per_row)
     summary = build_summary(side_a, side_b, plan, tally, opts, verdicts, time.perf_counter() - started)
     return dataclasses.replace(summary, staged=staged), [row for _, row in sample]

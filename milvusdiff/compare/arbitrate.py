@@ -1,8 +1,10 @@
 """Journal arbitration: for every differing key, which side holds what was written.
 
 A side is right for a key when it holds exactly what the journal intended: one row whose digest is
-the journal's (EXISTS), or no row at all (DELETED). Digests are computed only for the differing
-rows, from the rows as stored (pyarrow reads them back with their exact types).
+the journal's (EXISTS), or no row at all (DELETED, or never seen by a journal that saw the collection
+created). Digests are computed only for the differing rows, from the rows as stored (pyarrow reads
+them back with their exact types). With three_way (validate), the keys on which both sides agree are
+checked against the journal as well (compare.threeway).
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def verdicts_for(table: pa.Table) -> pa.Array:
     return pa.array(verdict, pa.string())
 
 
-def _rewrite_verdicts(diff: Path, verdicts: pa.Array, scratch: Path) -> None:
+def _rewrite_verdicts(diff: Path, verdicts: pa.Array, scratch: Path, appended: pa.RecordBatch | None) -> None:
     parquet = pq.ParquetFile(diff)
     staged = scratch / "diff.verdicts.parquet"
     at = 0
@@ -93,30 +95,61 @@ def _rewrite_verdicts(diff: Path, verdicts: pa.Array, scratch: Path) -> None:
             index = batch.schema.get_field_index("verdict")
             writer.write_batch(batch.set_column(index, "verdict", verdicts.slice(at, batch.num_rows)))
             at += batch.num_rows
+        if appended is not None and appended.num_rows:
+            writer.write_batch(appended)
     os.replace(staged, diff)
 
 
 def arbitrate(
-    diff: Path, tally: Tally, plan: Plan, side_a: Side, side_b: Side, journal: Path, scratch: Path
+    diff: Path,
+    tally: Tally,
+    plan: Plan,
+    side_a: Side,
+    side_b: Side,
+    journal: Path,
+    scratch: Path,
+    *,
+    three_way: Side | None = None,
 ) -> tuple[dict[str, int], pa.Array]:
-    """Fill diff.parquet's `verdict` column; return the count per verdict and the verdicts in diff order."""
+    """Fill diff.parquet's `verdict` column; return the count per verdict and the verdicts in diff order.
+
+    three_way: side A whole (side_a may hold only a staged compare's candidate rows): every key of it
+    outside the diff is also checked against the journal; the keys found are appended to diff.parquet
+    (class `against_journal`, verdict `both_wrong`) and counted in `tally`.
+    """
     names = plan.key_names
-    check_journal(journal, _collection(side_a, side_b))
+    info = check_journal(journal, _collection(side_a, side_b))
     listed = pa.Table.from_batches(tally.keys, schema=tally.keys[0].schema) if tally.keys else None
+    appended = None
+    if three_way is not None:
+        from milvusdiff.compare.threeway import CLASS, against_journal, finding_rows
+
+        diff_keys = listed.select(names) if listed is not None else pa.table({n: pa.array([]) for n in names})
+        found = against_journal(three_way, plan, _spec(side_a, side_b), journal, info, diff_keys)
+        appended = finding_rows(found, pq.read_schema(diff))
+        tally.classes[CLASS] += appended.num_rows
+        tally.written += appended.num_rows
+    counts = dict.fromkeys(VERDICTS, 0)
+    counts["both_wrong"] = appended.num_rows if appended is not None else 0
     if listed is None or listed.num_rows == 0:
-        return dict.fromkeys(VERDICTS, 0), pa.array([], pa.string())
+        if counts["both_wrong"]:
+            _rewrite_verdicts(diff, pa.array([], pa.string()), scratch, appended)
+        return counts, pa.array([], pa.string())
     listed = listed.append_column("__row", pa.array(np.arange(listed.num_rows, dtype=np.int64)))
     keys = listed.select(names)
     spec_a, spec_b = _spec(side_a, side_b), _spec(side_b, side_a)
     table = _left_join(listed, journal_states(journal, plan, keys, spec_a), names)
+    if info.complete:  # a key the journal never saw was never written: it was intended absent
+        table = table.set_column(
+            table.schema.get_field_index("state"), "state", pc.fill_null(table.column("state"), "DELETED")
+        )
     exists = pc.equal(table.column("state"), "EXISTS").fill_null(False)
     for side, spec in ((side_a, spec_a), (side_b, spec_b)):
         wanted = table.filter(pc.and_(exists, pc.equal(table.column(f"count_{side.label}"), 1))).select(names)
         side_names = [k.name if side.label == "a" else k.b_name for k in plan.keys]
         table = _left_join(table, _side_digests(side, side_names, wanted, spec), names)
     verdicts = verdicts_for(table)
-    _rewrite_verdicts(diff, verdicts, scratch)
-    counts = dict.fromkeys(VERDICTS, 0)
+    _rewrite_verdicts(diff, verdicts, scratch, appended)
     for entry in pc.value_counts(verdicts).to_pylist():
-        counts[entry["values"]] = entry["counts"]
+        counts[entry["values"]] += entry["counts"]
     return counts, verdicts

@@ -29,6 +29,7 @@ class CompareOptions:
     temp_dir: Path | None = None
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     journal: Path | None = None
+    three_way: bool = False  # with journal: also check the keys both sides agree on against it (validate)
     out: Path | None = None
     sample_size: int = 20
     json_columns: tuple[str, ...] = ()  # text columns compared as JSON (A-side names), beside typed ones

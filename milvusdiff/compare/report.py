@@ -83,7 +83,15 @@ def _counts(summary: Summary) -> Section:
     bars = [(name, int(getattr(summary, name))) for name in DIFFERENCE_CLASSES]
     if unchanged is not None:
         bars.append(("unchanged", int(unchanged)))
-    return Section("Keys", ["class", "count"], rows, charts=[BarChart("Keys by class", bars)])
+    notes = []
+    if summary.against_journal:
+        rows.append(["against_journal", str(summary.against_journal)])
+        bars.append(("against_journal", summary.against_journal))
+        notes.append(
+            f"against_journal: {summary.against_journal} keys on which both stores agree, but not with the "
+            "journal (deleted, changed or added in both behind the client's back): both wrong"
+        )
+    return Section("Keys", ["class", "count"], rows, notes, charts=[BarChart("Keys by class", bars)])
 
 
 def _deviation_chart(name: str, mismatches: int, histogram: Deviations) -> Histogram:

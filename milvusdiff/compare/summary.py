@@ -143,6 +143,8 @@ class Summary:
     inputs: Inputs
     lower_bound: bool = False
     max_diffs: int | None = None
+    # validate: keys on which both sides agree but not with the journal (verdict both_wrong); None: not checked
+    against_journal: int | None = None
     columns: dict[str, ColumnFinding] = field(default_factory=dict)
     columns_only_a: list[str] = field(default_factory=list)
     columns_only_b: list[str] = field(default_factory=list)
@@ -162,7 +164,7 @@ class Summary:
     @property
     def differences(self) -> int:
         """Differing keys, all classes together (a lower bound when `lower_bound`)."""
-        return sum(getattr(self, name) for name in DIFFERENCE_CLASSES)
+        return sum(getattr(self, name) for name in DIFFERENCE_CLASSES) + (self.against_journal or 0)
 
     @property
     def exit_code(self) -> int:
@@ -301,6 +303,7 @@ def build_summary(
         different=bool(tally.written or plan.schema_differs),
         lower_bound=lower_bound,
         max_diffs=options.max_diffs,
+        against_journal=tally.against_journal,
         key=plan.key_names,
         columns={
             c.name: ColumnFinding(

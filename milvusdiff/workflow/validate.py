@@ -91,7 +91,7 @@ def validate(
             export_options["batch_size"] = batch_size
         adopt_for_validate(collection, settings)  # rows of auto_id inserts in doubt: IN_DOUBT, not unknown
         manifest = export_collection(collection, source="all", out=snapshots, **export_options)
-        options = make_options(journal=snapshots / "journal", **compare_options)
+        options = make_options(journal=snapshots / "journal", three_way=True, **compare_options)
         scratch = Path(tempfile.mkdtemp(prefix=".scratch-", dir=options.temp_dir or building))
         try:
             summary, sample = diff_into(snapshots / "milvus", snapshots / "pg", options, building, scratch)
