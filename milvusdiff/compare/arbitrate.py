@@ -129,6 +129,7 @@ def arbitrate(
         appended = finding_rows(found, pq.read_schema(diff))
         tally.classes[CLASS] += appended.num_rows
         tally.written += appended.num_rows
+        tally.against_journal = appended.num_rows
     counts = dict.fromkeys(VERDICTS, 0)
     counts["both_wrong"] = appended.num_rows if appended is not None else 0
     if listed is None or listed.num_rows == 0:

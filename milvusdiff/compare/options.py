@@ -39,6 +39,14 @@ class CompareOptions:
     def tolerance_for(self, column: str) -> Tolerance:
         return self.column_tolerance.get(column, self.tolerance)
 
+    @property
+    def every_column_exact(self) -> bool:
+        """Whether a key outside the diff holds the same bits on both sides (every column compared, exactly):
+        only then does one side's row digest stand for both (the three-way check relies on it)."""
+        exact = Tolerance()
+        tolerances = (self.tolerance, *self.column_tolerance.values())
+        return not self.columns and not self.ignore and all(t == exact for t in tolerances)
+
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise CompareError(f"unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}")

@@ -39,6 +39,7 @@ class Tally:
     duplicate_rows_b: int = 0
     written: int = 0
     keys: list[pa.RecordBatch] = field(default_factory=list)
+    against_journal: int | None = None  # keys both sides agree on, against the journal; None: not checked
 
 
 def deviation(column: Column, a: pa.Array, b: pa.Array) -> np.ndarray | None:
