@@ -184,3 +184,15 @@ def test_a_reader_beside_a_writer_of_another_process_takes_lmdb_locks(stores: Se
         assert writer.stdin is not None
         writer.stdin.close()
         writer.wait(timeout=60)
+
+
+def test_a_digest_column_of_another_layout_is_refused(
+    stores: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = pq.read_table(next((tmp_path / "milvus").glob("part-*.parquet")))
+    at = table.schema.get_field_index("$digest")
+    tampered = table.schema.set(at, table.schema.field(at).with_metadata({DIGEST_VERSION_KEY.encode(): b"2"}))
+    pq.write_table(table.cast(tampered), tmp_path / "milvus-v2.parquet")
+    argv = ["compare", str(tmp_path / "milvus-v2.parquet"), str(tmp_path / "pg"), "--journal", str(stores.journal_path)]
+    code, err = run(argv, capsys)
+    assert code == 2 and "row-digest version 2" in err

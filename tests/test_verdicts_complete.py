@@ -107,8 +107,8 @@ def test_a_key_the_journal_never_saw_is_blamed_on_the_store_that_holds_it(
     result = validate(COLLECTION, out=tmp_path / "v1", settings=written)
     assert result.exit_code == 1
     assert findings(result) == {77: ("only_b", "b_wrong"), 78: ("only_a", "a_wrong")}
-    assert result.summary["verdict_labels"]["b_wrong"] == "pg wrong"
-    assert result.summary["verdicts"]["unknown"] == 0
+    assert result.summary.verdict_labels["b_wrong"] == "pg wrong"
+    assert result.summary.verdicts is not None and result.summary.verdicts["unknown"] == 0
 
     # A journal that did not see the collection created (as one written before this was recorded) cannot
     # say whether such a key was written: the verdict stays unknown.
@@ -133,11 +133,11 @@ def test_keys_both_stores_agree_on_are_checked_against_the_journal(
     behind.pg_write(added)
 
     result = validate(COLLECTION, out=tmp_path / "v", settings=written)
-    assert result.exit_code == 1 and result.different
+    assert result.exit_code == 1 and result.summary.different
     assert findings(result) == {k: ("against_journal", "both_wrong") for k in (1, 2, 3, 4, 99)}
     summary = result.summary
-    assert summary["only_a"] == summary["only_b"] == summary["changed"] == 0  # the stores agree with each other
-    assert summary["against_journal"] == 5 and summary["verdicts"]["both_wrong"] == 5
+    assert summary.only_a == summary.only_b == summary.changed == 0  # the stores agree with each other
+    assert summary.against_journal == 5 and summary.verdicts is not None and summary.verdicts["both_wrong"] == 5
     counts = {r["id"]: (r["count_a"], r["count_b"]) for r in pq.read_table(result.out / "diff.parquet").to_pylist()}
     assert counts == {1: (0, 0), 2: (0, 0), 3: (1, 1), 4: (1, 1), 99: (1, 1)}
     report = (result.out / "report.md").read_text()
@@ -146,12 +146,12 @@ def test_keys_both_stores_agree_on_are_checked_against_the_journal(
     # With a tolerance a key outside the diff may still differ between the stores, so Milvus's digest no
     # longer stands for both: the check is not made, and the summary says so (null, not 0).
     tolerant = validate(COLLECTION, out=tmp_path / "tolerant", settings=written, atol=1e-3)
-    assert tolerant.summary["against_journal"] is None and findings(tolerant) == {}
+    assert tolerant.summary.against_journal is None and findings(tolerant) == {}
 
 
 def test_the_same_stores_untouched_are_clean(written: Settings, tmp_path: Path) -> None:
     result = validate(COLLECTION, out=tmp_path / "v", settings=written)
-    assert result.exit_code == 0 and findings(result) == {} and result.summary["against_journal"] == 0
+    assert result.exit_code == 0 and findings(result) == {} and result.summary.against_journal == 0
 
 
 KILLED_IN_DROP = """
@@ -196,7 +196,7 @@ def test_a_writer_killed_inside_drop_leaves_no_phantom_keys_once_recreated(writt
         assert journal.states(COLLECTION, list(FIRST)) == {}  # created anew: the phantoms are gone
     result = validate(COLLECTION, out=tmp_path / "v", settings=written)
     assert result.exit_code == 0 and findings(result) == {}
-    assert result.summary["rows_a"] == result.summary["rows_b"] == 5
+    assert result.summary.rows_a == result.summary.rows_b == 5
     journal_states = result.out / "snapshots" / "journal"
     held = pq.read_table(next(journal_states.glob("part-*.parquet")), columns=["id"]).column("id").to_pylist()
     assert held == list(range(100, 105))
@@ -209,6 +209,6 @@ def test_the_demo_blames_every_corruption(settings: Settings, tmp_path: Path) ->
     blamed = {c.key: found.get(c.key, ("missing", "missing"))[1] for c in run.corruptions}
     expected = {c.key: "a_wrong" if c.store == "milvus" else "b_wrong" for c in run.corruptions}
     assert len(run.corruptions) == 7 and blamed == expected
-    assert run.result.summary["verdicts"]["unknown"] == 0
+    assert run.result.summary.verdicts is not None and run.result.summary.verdicts["unknown"] == 0
     assert set(found) == {c.key for c in run.corruptions}  # and nothing else: no false against_journal
-    assert run.result.summary["against_journal"] == 0
+    assert run.result.summary.against_journal == 0

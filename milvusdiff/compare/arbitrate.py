@@ -24,7 +24,7 @@ from milvusdiff.compare.plan import Plan
 from milvusdiff.compare.summary import VERDICTS
 from milvusdiff.compare.tally import Tally
 from milvusdiff.errors import CompareError
-from milvusdiff.types.digest import row_digests
+from milvusdiff.types.digest import check_stored_version, row_digests
 from milvusdiff.types.spec import DIGEST_COLUMN, CollectionSpec
 
 
@@ -119,6 +119,9 @@ def arbitrate(
     """
     names = plan.key_names
     info = check_journal(journal, _collection(side_a, side_b))
+    for side in (side_a, side_b):
+        if DIGEST_COLUMN in side.schema.names:
+            check_stored_version(side.schema.field(DIGEST_COLUMN).metadata, f"{side.path} ({DIGEST_COLUMN})")
     listed = pa.Table.from_batches(tally.keys, schema=tally.keys[0].schema) if tally.keys else None
     appended = None
     if three_way is not None:

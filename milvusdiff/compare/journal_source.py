@@ -19,7 +19,7 @@ from milvusdiff.compare.keyset import key_filter, select_keys
 from milvusdiff.compare.plan import Plan
 from milvusdiff.errors import CompareError
 from milvusdiff.services.journal import COMPLETE_KEY, FORMAT_VERSION, FORMAT_VERSION_KEY, Journal
-from milvusdiff.types.digest import DIGEST_VERSION, DIGEST_VERSION_KEY
+from milvusdiff.types.digest import check_stored_version
 from milvusdiff.types.spec import CollectionSpec
 
 STATE_COLUMNS = ("state", "last_seq", "last_op", "digest", "flags")
@@ -72,13 +72,12 @@ class JournalInfo:
 def _snapshot_info(files: list[Path]) -> JournalInfo:
     """Refuse a journal snapshot of another format or digest layout (absent: written before versions, 1)."""
     meta = pq.read_schema(files[0]).metadata or {}
-    for key, ours, what in (
-        (FORMAT_VERSION_KEY, FORMAT_VERSION, "journal format"),
-        (DIGEST_VERSION_KEY, DIGEST_VERSION, "row-digest"),
-    ):
-        found = meta.get(key.encode(), b"1").decode(errors="replace")
-        if found != str(ours):
-            raise CompareError(f"journal {files[0]}: {what} version {found}; this milvusdiff reads version {ours} only")
+    found = meta.get(FORMAT_VERSION_KEY.encode(), b"1").decode(errors="replace")
+    if found != str(FORMAT_VERSION):
+        raise CompareError(
+            f"journal {files[0]}: format version {found}; this milvusdiff reads version {FORMAT_VERSION} only"
+        )
+    check_stored_version(meta, f"journal {files[0]}")
     return JournalInfo(complete=meta.get(COMPLETE_KEY.encode()) == b"true")
 
 

@@ -7,14 +7,12 @@ PostgreSQL holds, since the key did not differ): one DuckDB full join of the jou
 digest) with Milvus's (key, row digest). A key that does not match is a finding of class
 `against_journal`, verdict `both_wrong`.
 
-The Milvus digests come from the snapshot's `$digest` column when the export wrote one, else they are
-computed here with row_digests, batch by batch.
+The Milvus digests come from the snapshot's `$digest` column, which every Milvus export carries.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -26,12 +24,10 @@ from milvusdiff.compare.inputs import KEY_META, Side
 from milvusdiff.compare.journal_source import DIGEST, JournalInfo, journal_files
 from milvusdiff.compare.plan import Plan
 from milvusdiff.errors import CompareError
-from milvusdiff.types.digest import DIGEST_VERSION, DIGEST_VERSION_KEY, row_digests
-from milvusdiff.types.spec import CollectionSpec
+from milvusdiff.types.spec import DIGEST_COLUMN, CollectionSpec
 
 CLASS = "against_journal"
 VERDICT = "both_wrong"
-DIGEST_COLUMN = "$digest"
 _BATCH_ROWS = 65536
 _KEY = "k"  # the key under one name in the join: column names need no quoting, case twins cannot meet
 
@@ -54,24 +50,14 @@ ORDER BY 1
 """
 
 
-def _milvus_digests(side: Side, key: str, spec: CollectionSpec) -> pa.RecordBatchReader:
-    """(k, d) for every row of the snapshot, streamed."""
+def _milvus_digests(side: Side, key: str) -> pa.RecordBatchReader:
+    """(k, d) for every row of the snapshot, streamed from its `$digest` column (arbitrate checked its version)."""
     dataset = ds.dataset(side.file_list, format="parquet")
+    if DIGEST_COLUMN not in dataset.schema.names:
+        raise CompareError(f"{side.path} has no {DIGEST_COLUMN} column: export it again with this milvusdiff")
     schema = pa.schema([pa.field(_KEY, dataset.schema.field(key).type), pa.field("d", DIGEST)])
-    if DIGEST_COLUMN in dataset.schema.names:
-        field = dataset.schema.field(DIGEST_COLUMN)
-        found = (field.metadata or {}).get(DIGEST_VERSION_KEY.encode(), b"1").decode(errors="replace")
-        if found != str(DIGEST_VERSION):
-            raise CompareError(f"{side.path}: {DIGEST_COLUMN} has row-digest version {found}, not {DIGEST_VERSION}")
-        scanner = dataset.scanner(columns={_KEY: ds.field(key), "d": ds.field(DIGEST_COLUMN)}, batch_size=_BATCH_ROWS)
-        return pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in scanner.to_batches()))
-
-    def computed() -> Iterator[pa.RecordBatch]:
-        for batch in dataset.to_batches(batch_size=_BATCH_ROWS):
-            rows = pa.Table.from_batches([batch])
-            yield pa.RecordBatch.from_arrays([batch.column(key), row_digests(rows, spec).cast(DIGEST)], schema=schema)
-
-    return pa.RecordBatchReader.from_batches(schema, computed())
+    scanner = dataset.scanner(columns={_KEY: ds.field(key), "d": ds.field(DIGEST_COLUMN)}, batch_size=_BATCH_ROWS)
+    return pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in scanner.to_batches()))
 
 
 def _journal_states(
@@ -104,7 +90,7 @@ def against_journal(
         raise CompareError("checking every key against the journal needs a single-column primary key")
     key = plan.keys[0]
     with ExitStack() as stack:
-        milvus = _milvus_digests(side, key.name, spec)
+        milvus = _milvus_digests(side, key.name)
         states = _journal_states(journal, spec, milvus.schema.field(_KEY).type, stack)
         con = stack.enter_context(duckdb.connect())
         con.register("m", milvus)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from milvusdiff.types.buckets import bucket_ids, bucket_sums, placement_digests
-from milvusdiff.types.digest import DIGEST_TYPE, row_digests
+from milvusdiff.types.digest import DIGEST_TYPE, DIGEST_VERSION, DIGEST_VERSION_KEY, row_digests
 from milvusdiff.types.spec import DIGEST_COLUMN, PARTITION_COLUMN, CollectionSpec
 
 JOURNAL_DIGEST = "digest"  # the journal snapshot's own digest column (null unless EXISTS)
@@ -43,7 +43,9 @@ class Preparer:
     buckets: int | None = None
 
     def schema(self, schema: pa.Schema) -> pa.Schema:
-        return schema.append(pa.field(DIGEST_COLUMN, DIGEST_TYPE)) if self.digest else schema
+        if not self.digest:
+            return schema
+        return schema.append(pa.field(DIGEST_COLUMN, DIGEST_TYPE, metadata={DIGEST_VERSION_KEY: str(DIGEST_VERSION)}))
 
     def __call__(self, table: pa.Table) -> Batch:
         if self.digest:

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
+from milvusdiff.errors import SnapshotError
 from milvusdiff.types.spec import META_FIELD, CollectionSpec
 from milvusdiff.types.typemap import Bytes, rule
 
@@ -44,6 +45,13 @@ def _cursor() -> duckdb.DuckDBPyConnection:
             _database = (os.getpid(), duckdb.connect())
             _database[1].execute("SET enable_progress_bar = false")  # on stdout past 2 s; cursors inherit it
         return _database[1].cursor()
+
+
+def check_stored_version(metadata: Mapping[bytes, bytes] | None, where: str) -> None:
+    """Refuse digests stored under another layout (Parquet metadata without DIGEST_VERSION_KEY: version 1)."""
+    found = (metadata or {}).get(DIGEST_VERSION_KEY.encode(), b"1").decode(errors="replace")
+    if found != str(DIGEST_VERSION):
+        raise SnapshotError(f"{where}: row-digest version {found}; this milvusdiff reads version {DIGEST_VERSION} only")
 
 
 def concat_row_bytes(parts: Sequence[Bytes]) -> tuple[np.ndarray, np.ndarray]:
