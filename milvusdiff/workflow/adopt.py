@@ -36,10 +36,11 @@ def adopt_for_validate(collection: str, settings: Settings) -> int:
 
     if not (settings.journal_path / "data.mdb").exists():
         return 0
-    with Journal(settings.journal_path) as journal:
-        spec = journal.collection_spec(collection)
-        if spec is None or not journal.unkeyed_in_doubt(collection):
+    with Journal(settings.journal_path, readonly=True) as reader:  # the usual case changes nothing on disk
+        spec = reader.collection_spec(collection)
+        if spec is None or not reader.unkeyed_in_doubt(collection):
             return 0
+    with Journal(settings.journal_path) as journal:
         client = connect(settings)
         try:
             return adopt_unkeyed_rows(client, journal, spec)
