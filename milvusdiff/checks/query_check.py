@@ -27,6 +27,7 @@ from milvusdiff.checks.outputs import staged_output
 from milvusdiff.checks.results import milvus_result, result_schema, shadow_result, write_snapshot
 from milvusdiff.checks.stores import CheckStores, filter_columns, open_stores
 from milvusdiff.compare.report import Section
+from milvusdiff.compare.shown import keys_table
 from milvusdiff.compare.summary import Summary
 from milvusdiff.compare.values import fmt
 from milvusdiff.config import Settings
@@ -177,6 +178,5 @@ def key_sections(summary: Summary, shown: int) -> list[Section]:
     sections = [Section("milvusdiff query-check", notes=notes)]
     if findings:
         rows = [[fmt(f["key"]), _CLASS_LABELS[f["class"]], f["explanation"]] for f in findings[:shown]]
-        more = [f"… and {len(findings) - shown} more in diff.parquet"] if len(findings) > shown else []
-        sections.append(Section("Differing keys", [check["key"], "class", "why"], rows, more))
+        sections.append(keys_table([check["key"], "class", "why"], rows, summary.differences))
     return sections

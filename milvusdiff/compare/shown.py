@@ -40,9 +40,14 @@ def differing_keys_section(diff: Path, summary: Summary, shown: int = DEFAULT_SH
         return None
     rows, types = first_differing(diff, summary.key, shown)
     lines = [key_row(row, summary, types) for row in rows]
-    more = [f"… and {total - len(lines)} more in diff.parquet"] if total > len(lines) else []
-    of = f"≥ {total}" if summary.lower_bound else str(total)
-    return Section(f"Differing keys (first {len(lines)} of {of})", key_headers(summary), lines, more)
+    return keys_table(key_headers(summary), lines, total, lower_bound=summary.lower_bound)
+
+
+def keys_table(headers: list[str], rows: list[list[str]], total: int, *, lower_bound: bool = False) -> Section:
+    """The table every command prints its differing keys in (validate, compare, demo, query-check)."""
+    more = [f"… and {total - len(rows)} more in diff.parquet"] if total > len(rows) else []
+    of = f"≥ {total}" if lower_bound else str(total)
+    return Section(f"Differing keys (first {len(rows)} of {of})", headers, rows, more)
 
 
 def one_line(row: Mapping[str, Any], summary: Summary, types: Mapping[str, pa.DataType]) -> str:
