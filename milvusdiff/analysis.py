@@ -35,7 +35,7 @@ from milvusdiff.compare.plan.kinds import is_sparse
 from milvusdiff.compare.sample import CLASSES
 from milvusdiff.compare.summary import SUMMARY_FILE, Summary
 from milvusdiff.compare.tally import sparse_deviation
-from milvusdiff.compare.values import fmt
+from milvusdiff.compare.values import describe_change, fmt
 from milvusdiff.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -379,27 +379,32 @@ def operations_behind(keys_ops: pl.DataFrame) -> pl.DataFrame:
 def side_by_side(run: DiffRun, limit: int = 5) -> pl.DataFrame:
     """The first `limit` changed rows, one line per differing column, each store's value next to the other.
 
-    Values are shortened as report.md shortens them; vectors get their largest element deviation too,
-    since a one-ulp change is invisible in a shortened list.
+    Values are shortened as report.md shortens them, floats exact at their width; `differs` names the
+    elements (positions, sparse indices) that differ, and vectors get their largest element deviation
+    too, since a one-ulp change is invisible in a shortened list.
     """
     a, b = run.sides
     rows = run.diff.filter(pl.col("class") == "changed").sort(run.key).head(limit).collect()
+    schema_of = pq.read_schema(run.directory / "diff.parquet")
+    types = {name: schema_of.field(name).type for name in schema_of.names}
     vectors = set(deviation_columns(rows))
     lines = []
     for row in rows.iter_rows(named=True):
         for column in row["changed_columns"] or []:
             deviation = row[metric_col(column, METRICS[0])] if column in vectors else None
+            kind = types.get(a_col(column))
             lines.append(
                 {
                     "key": ", ".join(fmt(row[k]) for k in run.key),
                     "column": column,
-                    a: fmt(row[a_col(column)]),
-                    b: fmt(row[b_col(column)]),
+                    a: fmt(row[a_col(column)], kind),
+                    b: fmt(row[b_col(column)], kind),
+                    "differs": describe_change(row[a_col(column)], row[b_col(column)], kind),
                     "max_abs": deviation,
                     "verdict": run.summary.verdict_labels.get(row["verdict"]) if row["verdict"] else None,
                 }
             )
-    schema = {"key": pl.String, "column": pl.String, a: pl.String, b: pl.String}
+    schema = {"key": pl.String, "column": pl.String, a: pl.String, b: pl.String, "differs": pl.String}
     return pl.DataFrame(lines, schema={**schema, "max_abs": pl.Float64, "verdict": pl.String})
 
 

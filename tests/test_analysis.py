@@ -259,7 +259,7 @@ def test_operations_behind_counts_bad_keys_per_batch(validate_dir: Path) -> None
 
 def test_side_by_side_shows_each_store_value(validate_dir: Path) -> None:
     table = analysis.side_by_side(analysis.load_diff(validate_dir), limit=10)
-    assert table.columns == ["key", "column", "milvus", "pg", "max_abs", "verdict"]
+    assert table.columns == ["key", "column", "milvus", "pg", "differs", "max_abs", "verdict"]
     assert table["key"].to_list() == ["5", "6", "20", "41", "42", "55", "56"]
     title = table.filter(pl.col("key") == "41").row(0, named=True)
     assert (title["column"], title["milvus"], title["pg"], title["verdict"]) == (
@@ -270,6 +270,8 @@ def test_side_by_side_shows_each_store_value(validate_dir: Path) -> None:
     )
     assert table.filter(pl.col("key") == "20")["max_abs"].item() == pytest.approx(5.0)
     assert table.filter(pl.col("key") == "42")["max_abs"].item() is None
+    ulp = table.filter(pl.col("key") == "6").row(0, named=True)  # img: one element, one float32 ulp
+    assert ulp["milvus"] != ulp["pg"] and ulp["differs"].startswith("[1]: ") and ulp["differs"].count("→") == 1
     assert analysis.side_by_side(analysis.load_diff(validate_dir), limit=2)["key"].to_list() == ["5", "6"]
 
 
