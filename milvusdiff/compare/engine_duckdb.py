@@ -248,22 +248,22 @@ def _positional(
     orders = (positional.stats_order(side_a, key.name), positional.stats_order(side_b, key.b_name))
     if orders == (False, False):
         return None
-    early = positional.Scans(plan, side_a, side_b) if False not in orders else None
-    con.execute("SET preserve_insertion_order = true")  # the keys in file order
+    con.execute("SET preserve_insertion_order = true")  # the keys and wide columns in file order
+    early = positional.Scans(con, plan, side_a, side_b) if False not in orders else None
     try:
         found = positional.layout(con, plan, side_a, side_b, load_budget(options.memory_limit))
     except BaseException:
         if early is not None:
             early.close()
         raise
-    con.execute("SET preserve_insertion_order = false")
     in_file_order = found is not None and found.order_a is None and found.order_b is None
     if early is not None and not in_file_order:
         early.close()
         early = None
     if found is None:
+        con.execute("SET preserve_insertion_order = false")  # the SQL path's join needs no order
         return None
-    scans = early or positional.Scans(plan, side_a, side_b, found.order_a, found.order_b)
+    scans = early or positional.Scans(con, plan, side_a, side_b, found.order_a, found.order_b)
     scans.layout = found
     return scans
 
