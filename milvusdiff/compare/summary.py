@@ -191,8 +191,9 @@ class Summary:
         return path
 
     @classmethod
-    def read(cls, path: Path) -> Summary:
+    def read(cls, path: str | Path) -> Summary:
         """A summary.json file, or the output directory holding one."""
+        path = Path(path)
         path = path / SUMMARY_FILE if path.is_dir() else path
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
