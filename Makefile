@@ -19,8 +19,11 @@ install: $(STAMP)
 
 # JupyterLab (the [notebook] extra) on notebooks/analyze_diff.ipynb, opened on the newest run; prints the URL.
 NOTEBOOK_ARGS ?=
-notebook: $(STAMP)
+$(VENV)/.notebook: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[notebook]'
+	touch $@
+
+notebook: $(VENV)/.notebook
 	$(BIN)/python scripts/notebook.py $(NOTEBOOK_ARGS)
 
 # tests/test_report_browser.py renders report.html in headless Chromium; Debian's package, when missing.
