@@ -259,9 +259,9 @@ def _flag(
 
 def _journal_states(settings: Settings, collection: str, keys: list[Any]) -> dict[Any, str]:
     """What the journal last recorded for these keys (nothing when there is no journal)."""
-    if not keys or not settings.journal_path.exists():
+    if not keys or not (settings.journal_path / "data.mdb").exists():
         return {}
-    with Journal(settings.journal_path) as journal:
+    with Journal(settings.journal_path, readonly=True) as journal:
         return {key: state.state for key, state in journal.states(collection, keys).items()}
 
 

@@ -36,7 +36,7 @@ def journal_collections(settings: Settings) -> list[str]:
     """The collections the journal knows and has not seen dropped, in name order."""
     from milvusdiff.services.journal import Journal
 
-    with Journal(settings.journal_path) as journal:
+    with Journal(settings.journal_path, readonly=True) as journal:
         return sorted(journal.collections())
 
 
