@@ -4,9 +4,11 @@ Only the compared columns are read; the per-column mismatch booleans are compute
 projection and nothing but the differing rows ever leaves DuckDB, which spills to its temp directory
 when the join does not fit in `memory_limit`.
 
-Inputs sorted by a single integer key (every Milvus export) skip the wide join: DuckDB reads the
-key columns and both sides' compared columns in file order, the keys are merged and the wide columns
-compared positionally with numpy (positional.py). Same intermediate table, same formulas.
+Inputs keyed by a single integer, at least one side in key order (every Milvus export), skip the wide
+join: DuckDB reads the key columns and both sides' compared columns in file order (a side out of order
+is loaded whole and replayed in key order), the keys are merged and the wide columns compared
+positionally with numpy (positional.py). Same intermediate table; every flag is a pre-filter that the
+comparator (comparator.py) decides in the finishing pass.
 """
 
 from __future__ import annotations
@@ -248,7 +250,10 @@ def _positional(
     orders = (positional.stats_order(side_a, key.name), positional.stats_order(side_b, key.b_name))
     if orders == (False, False):
         return None
-    con.execute("SET preserve_insertion_order = true")  # the keys and wide columns in file order
+    # The keys and wide columns in file order, one thread a scan: two scans fill two cores, and an ordered
+    # scan on several threads would buffer whatever its threads decode ahead of the order.
+    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET threads = 1")
     early = positional.Scans(con, plan, side_a, side_b) if False not in orders else None
     try:
         found = positional.layout(con, plan, side_a, side_b, load_budget(options.memory_limit))
@@ -262,6 +267,7 @@ def _positional(
         early = None
     if found is None:
         con.execute("SET preserve_insertion_order = false")  # the SQL path's join needs no order
+        con.execute(f"SET threads = {int(options.threads)}")
         return None
     scans = early or positional.Scans(con, plan, side_a, side_b, found.order_a, found.order_b)
     scans.layout = found
