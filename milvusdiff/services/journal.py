@@ -569,7 +569,9 @@ class Journal:
         encoded, digest_blob = intent
         op = record["op"]
         prefix = record["collection"].encode() + b"\0"
-        op_code = OP_CODES[op]
+        op_code = OP_CODES.get(op)
+        if op_code is None:
+            raise JournalError(f"the journal holds operation {op!r}, unknown to this milvusdiff (a newer one?)")
         items = []
         seen: set[bytes] = set()
         for i, key in enumerate(encoded):
@@ -598,7 +600,7 @@ class Journal:
         with txn.cursor(db=self._intents) as cur:
             for raw_seq, raw_intent in cur:
                 record = json.loads(txn.get(raw_seq, default=b"{}", db=self._ops))
-                if record.get("collection") == collection and record.get("op") in OP_CODES:
+                if record.get("collection") == collection:
                     seq = int.from_bytes(raw_seq, "big")
                     found.update(self._intent_items(txn, record, seq, _unpack_intent(raw_intent), "in_doubt"))
         return found
