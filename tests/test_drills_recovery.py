@@ -64,6 +64,19 @@ print("survived the kill", flush=True)
 
 
 @pytest.fixture
+def settings(pg_conn: str, journal_path: Path, tmp_path: Path) -> Settings:
+    """The test's stores, with Milvus Lite (overriding conftest's `settings`): what is tested here happens in
+    the client (journal, shadow), so it stays out of the real-server lane and its time budget."""
+    return Settings(
+        milvus_uri=str(tmp_path / "milvus.db"),
+        milvus_token=None,
+        pg_conn=pg_conn,
+        journal_path=journal_path,
+        home=tmp_path / "home",
+    )
+
+
+@pytest.fixture
 def drill(settings: Settings) -> Settings:
     create_drill_collection(settings)
     return settings

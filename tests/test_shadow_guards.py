@@ -28,6 +28,19 @@ from milvusdiff.services.pg import REGISTRY_TABLE
 MILVUSDIFF = Path(sys.executable).with_name("milvusdiff")
 
 
+@pytest.fixture
+def settings(pg_conn: str, journal_path: Path, tmp_path: Path) -> Settings:
+    """The test's stores, with Milvus Lite (overriding conftest's `settings`): what is tested here happens in
+    the client (journal, shadow), so it stays out of the real-server lane and its time budget."""
+    return Settings(
+        milvus_uri=str(tmp_path / "milvus.db"),
+        milvus_token=None,
+        pg_conn=pg_conn,
+        journal_path=journal_path,
+        home=tmp_path / "home",
+    )
+
+
 def rows(keys: range, tag: str = "t") -> list[dict[str, Any]]:
     return [{"id": k, "title": f"{tag} {k}", "emb": [float(k), 1.0, 0.5, -1.0]} for k in keys]
 
