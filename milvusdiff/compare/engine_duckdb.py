@@ -269,6 +269,8 @@ def _positional(
         con.execute("SET preserve_insertion_order = false")  # the SQL path's join needs no order
         con.execute(f"SET threads = {int(options.threads)}")
         return None
+    if not in_file_order:  # one side is read whole before the merge starts: let it use every core
+        con.execute(f"SET threads = {int(options.threads)}")
     scans = early or positional.Scans(con, plan, side_a, side_b, found.order_a, found.order_b)
     scans.layout = found
     return scans
