@@ -27,9 +27,14 @@ TYPE_CHECKING imports); only the error types and Settings, which load nothing, a
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
 import os
+import sys
 from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import milvusdiff.compare as _compare_package  # noqa: F401  (bound before the function below; see above)
@@ -60,24 +65,40 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-def _import_pymilvus_despite_a_lite_uri() -> None:
+class _PymilvusWithoutLiteUri(importlib.abc.MetaPathFinder):
     """pymilvus parses MILVUS_URI when it is imported and raises on anything without a host, so a Milvus
-    Lite path there (which milvusdiff accepts: `MILVUS_URI=./x.db`) would make every command that imports
-    pymilvus die with a traceback. Import it once with the variable hidden, then put the variable back;
-    only in that case, so that `import milvusdiff` stays instant otherwise."""
-    from milvusdiff.config import is_milvus_lite
+    Lite path there (which milvusdiff accepts: `MILVUS_URI=./x.db`) would make every module that imports
+    pymilvus die with a traceback. Importing pymilvus here, with the variable hidden, would cost every
+    `import milvusdiff` (and `milvusdiff compare`, which never talks to Milvus) a second and more; so this
+    finder hides a Lite path only while pymilvus itself is first executed, whenever that happens."""
 
-    uri = os.environ.get("MILVUS_URI")
-    if not uri or not is_milvus_lite(uri):
-        return
-    del os.environ["MILVUS_URI"]
-    try:
-        importlib.import_module("pymilvus")
-    finally:
-        os.environ["MILVUS_URI"] = uri
+    def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None) -> ModuleSpec | None:
+        if name != "pymilvus":
+            return None
+        sys.meta_path.remove(self)  # once; and the finders after this one find the real package
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            run = spec.loader.exec_module
+
+            def exec_module(module: ModuleType) -> None:
+                from milvusdiff.config import is_milvus_lite
+
+                uri = os.environ.get("MILVUS_URI")
+                hide = bool(uri) and is_milvus_lite(str(uri))
+                if hide:
+                    del os.environ["MILVUS_URI"]
+                try:
+                    run(module)
+                finally:
+                    if hide:
+                        os.environ["MILVUS_URI"] = str(uri)
+
+            spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
 
 
-_import_pymilvus_despite_a_lite_uri()
+if "pymilvus" not in sys.modules:
+    sys.meta_path.insert(0, _PymilvusWithoutLiteUri())
 
 
 def compare(a: str | Path, b: str | Path, options: CompareOptions | None = None, **kwargs: Any) -> CompareResult:

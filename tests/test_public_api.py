@@ -40,9 +40,11 @@ def pair(tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "a.parquet", tmp_path / "b.parquet"
 
 
-def python(code: str, cwd: Path) -> dict[str, object]:
+def python(code: str, cwd: Path, milvus_uri: str | None = None) -> dict[str, object]:
     """Run `code` in a fresh interpreter in `cwd` (outside the repository) and parse what it prints last."""
     env = {k: v for k, v in os.environ.items() if k not in ("MILVUS_URI", "PYTHONPATH")}
+    if milvus_uri is not None:
+        env["MILVUS_URI"] = milvus_uri
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
@@ -102,6 +104,25 @@ def test_the_compare_command_imports_neither_pymilvus_nor_grpc(pair: tuple[Path,
         cwd=tmp_path,
     )
     assert found == {"code": 1, "loaded": []}
+
+
+def test_a_milvus_lite_uri_costs_nothing_until_pymilvus_is_needed(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    """pymilvus refuses a Lite path in MILVUS_URI at import; milvusdiff hides it then, but only then."""
+    a, b = pair
+    found = python(
+        f"""
+        import json, os, sys
+        from milvusdiff import compare
+        exit_code = compare({str(a)!r}, {str(b)!r}, key="id").exit_code
+        before = "pymilvus" in sys.modules
+        from milvusdiff import ShadowClient  # imports pymilvus, which would raise on the Lite path
+        print(json.dumps({{"exit_code": exit_code, "before": before, "after": "pymilvus" in sys.modules,
+                          "uri": os.environ["MILVUS_URI"], "client": ShadowClient.__name__}}))
+        """,
+        cwd=tmp_path,
+        milvus_uri="./lite.db",
+    )
+    assert found == {"exit_code": 1, "before": False, "after": True, "uri": "./lite.db", "client": "ShadowClient"}
 
 
 def test_the_names_are_the_callables_whatever_was_imported_before() -> None:
