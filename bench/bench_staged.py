@@ -94,6 +94,8 @@ def peak_rss_mb() -> float:
 def measure(argv: list[str]) -> None:
     """Child process: one compare, timed after its imports."""
     a, b, staged, jobs = argv[0], argv[1], argv[2] == "staged", int(argv[3])
+    import milvusdiff.compare.engine_duckdb
+    import milvusdiff.compare.staged  # noqa: F401  (imports are not what is measured)
     from milvusdiff.compare import compare
     from milvusdiff.compare.api import make_options
 

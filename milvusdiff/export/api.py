@@ -64,7 +64,7 @@ def export_collection(
     if batch_size < 1 or parallel < 1 or rows_per_part < 1:
         raise SnapshotError("batch_size, parallel and rows_per_part must be positive")
     if buckets is not None and not 1 <= buckets <= MAX_BUCKETS:
-        raise SnapshotError(f"buckets must be between 1 and {MAX_BUCKETS}, got {buckets}")
+        raise SnapshotError(f"`buckets` must be between 1 and {MAX_BUCKETS}, got {buckets}")
     options = ReadOptions(batch_size=batch_size, flush=flush, parallel=parallel)
     job = _Job(collection, settings or Settings.resolve(), options, quiet, rows_per_part, fsync, buckets)
     out = Path(out)

@@ -32,6 +32,7 @@ class Layout:
     files_a: tuple[tuple[Path, ...], ...]
     files_b: tuple[tuple[Path, ...], ...]
     settled: tuple[bool, ...]
+    rows: tuple[int, ...]  # per bucket, the larger side's count from the manifests (to size job groups)
 
     @property
     def unsettled(self) -> list[int]:
@@ -59,6 +60,7 @@ def co_partitioned(side_a: Side, side_b: Side, plan: Plan, options: CompareOptio
         files_a,
         files_b,
         settled,
+        tuple(max(_rows(a), _rows(b)) for a, b in zip(stats_a, stats_b, strict=True)),
     )
 
 
@@ -104,6 +106,10 @@ def _bucket_files(side: Side, manifest: dict[str, Any], buckets: int) -> tuple[t
     if sum(map(len, per_bucket)) != len(side.files):
         return f"input {side.label.upper()}: part files without a bucket in the manifest"
     return tuple(tuple(files) for files in per_bucket)
+
+
+def _rows(stats: tuple[Any, ...] | None) -> int:
+    return int(stats[0] or 0) if stats is not None else 0
 
 
 def _stats(manifest: dict[str, Any], buckets: int) -> list[tuple[Any, ...] | None]:

@@ -23,6 +23,8 @@ from milvusdiff.compare.staged.layout import Layout, co_partitioned
 from milvusdiff.compare.summary import Staged
 
 WORKER_MEMORY = "512MB"
+# A group's key + digest columns (24 bytes a row for INT64 keys) are joined in memory: about 100 MB.
+ROWS_PER_GROUP = 4_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,21 +34,29 @@ class Reduced:
     stats: Staged
 
 
+def _groups(layout: Layout, jobs: int) -> list[list[int]]:
+    """Unsettled buckets in contiguous groups: at least one per job, none above ROWS_PER_GROUP rows."""
+    unsettled = layout.unsettled
+    rows = sum(layout.rows[b] for b in unsettled)
+    count = min(len(unsettled), max(jobs, -(-rows // ROWS_PER_GROUP)))
+    return [group for group in (unsettled[i::count] for i in range(count)) if group] if count else []
+
+
 def _jobs(layout: Layout, scratch: Path, options: CompareOptions, threads: int) -> list[BucketJob]:
     return [
         BucketJob(
-            bucket,
-            tuple(str(f) for f in layout.files_a[bucket]),
-            tuple(str(f) for f in layout.files_b[bucket]),
+            tuple(group),
+            tuple(str(f) for b in group for f in layout.files_a[b]),
+            tuple(str(f) for b in group for f in layout.files_b[b]),
             layout.key_a,
             layout.key_b,
             layout.with_partition,
-            str(scratch / "a" / f"part-b{bucket:05d}.parquet"),
-            str(scratch / "b" / f"part-b{bucket:05d}.parquet"),
+            str(scratch / "a" / f"part-g{index:05d}.parquet"),
+            str(scratch / "b" / f"part-g{index:05d}.parquet"),
             WORKER_MEMORY if options.jobs > 1 else options.memory_limit,
             threads,
         )
-        for bucket in layout.unsettled
+        for index, group in enumerate(_groups(layout, options.jobs))
     ]
 
 
