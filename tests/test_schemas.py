@@ -71,7 +71,7 @@ def test_an_existing_collection_is_replaced_only_when_asked(lite_client: ShadowC
     preset = load_preset("varchar_partitions")
     create_from_preset(lite_client, preset, "orders")
     run_workload(lite_client, preset, "orders", rows=50, batch=50, operations=0, seed=1, progress=False)
-    with pytest.raises(ConfigError, match="already exists; pass --drop-existing"):
+    with pytest.raises(ConfigError, match="already exists; pass `drop_existing`"):
         create_from_preset(lite_client, preset, "orders")
     create_from_preset(lite_client, preset, "orders", drop_existing=True)
     assert lite_client.shadow.count("orders") == 0

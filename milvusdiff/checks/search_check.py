@@ -68,7 +68,7 @@ def vector_field(spec: CollectionSpec, name: str | None) -> FieldSpec:
             raise CheckError(f"{name!r} is not a vector field of {spec.name!r}: {', '.join(f.name for f in vectors)}")
         return found[0]
     if len(vectors) != 1:
-        raise CheckError(f"{spec.name!r} has {len(vectors)} vector fields: choose one with --field")
+        raise CheckError(f"{spec.name!r} has {len(vectors)} vector fields: choose one with `field`")
     return vectors[0]
 
 
@@ -99,7 +99,7 @@ def search_check(
 ) -> SearchCheckResult:
     """Run `nq` searches for the top `k` on Milvus and score them against the exact answer from the shadow."""
     if nq < 1 or not 1 <= k <= MAX_K:
-        raise CheckError(f"--nq must be at least 1 and --k between 1 and {MAX_K}")
+        raise CheckError(f"`nq` must be at least 1 and `k` between 1 and {MAX_K}")
     settings = settings or Settings.resolve()
     target = Path(out) if out is not None else None
     started = time.perf_counter()

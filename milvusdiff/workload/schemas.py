@@ -157,7 +157,7 @@ def create_from_preset(client: MilvusClient, preset: Preset, collection: str, *,
     """
     if client.has_collection(collection):
         if not drop_existing:
-            raise ConfigError(f"collection {collection!r} already exists; pass --drop-existing to replace it")
+            raise ConfigError(f"collection {collection!r} already exists; pass `drop_existing` to replace it")
         client.drop_collection(collection)
     client.create_collection(collection, schema=preset.schema(), index_params=preset.index_params())
     for partition in preset.partitions:
