@@ -37,6 +37,7 @@ from milvusdiff.compare.summary import SUMMARY_FILE, Summary
 from milvusdiff.compare.tally import sparse_deviation
 from milvusdiff.compare.values import describe_change, fmt
 from milvusdiff.errors import ConfigError
+from milvusdiff.snapshot_format import KEY_META, PART_GLOB
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -47,7 +48,6 @@ FIGURES_DIR_ENV = "MILVUSDIFF_FIGURES_DIR"
 JOURNAL_SNAPSHOT = Path("snapshots") / "journal"
 OPLOG = "oplog.parquet"
 RUNS = "runs"
-_KEY_META = b"milvusdiff.key"
 _MAX_ABS = f"__{METRICS[0]}"
 
 
@@ -76,7 +76,7 @@ class DiffRun:
     def journal(self) -> Path | None:
         """The journal snapshot validate stored next to the diff, when there is one."""
         path = self.directory / JOURNAL_SNAPSHOT
-        return path if any(path.glob("part-*.parquet")) else None
+        return path if any(path.glob(PART_GLOB)) else None
 
 
 def invocation_dir() -> Path:
@@ -301,7 +301,7 @@ def _quote(name: str) -> str:
 def _journal_key(parts: list[Path], diff_key: list[str]) -> list[str]:
     """The journal's key column names (from its metadata), which may be spelled differently from the diff's."""
     meta = pq.read_schema(parts[0]).metadata or {}
-    names = json.loads(meta[_KEY_META]) if _KEY_META in meta else diff_key
+    names = json.loads(meta[KEY_META]) if KEY_META in meta else diff_key
     if len(names) != len(diff_key):
         raise ConfigError(f"journal key {names} does not match the diff key {diff_key}")
     return list(names)
@@ -326,7 +326,7 @@ def keys_with_operations(directory: str | Path) -> pl.DataFrame | None:
     journal = run.journal
     if journal is None:
         return None
-    parts = sorted(journal.glob("part-*.parquet"))
+    parts = sorted(journal.glob(PART_GLOB))
     key = run.key
     jkey = _journal_key(parts, key)
     oplog = journal / OPLOG

@@ -12,7 +12,7 @@ from test_compare_truth import Truth, build_tables, make_pair, write_snapshot
 
 from milvusdiff.cli.main import main
 
-OUTPUTS = {"summary.json", "diff.parquet", "report.md", "report.html"}
+OUTPUTS = {"summary.json", "diff.parquet", "report.md", "report.html", ".milvusdiff-output.json"}  # + the marker
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -51,11 +51,14 @@ def test_json_format_prints_the_summary(pair: tuple[Path, Path, Truth], capsys: 
 def test_same_data_exits_zero_and_replaces_an_old_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a, _, _ = build_tables()
     same = write_snapshot(a.slice(0, 50), tmp_path / "a", "milvus")
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "stale.txt").write_text("old run")
-    code, _, _ = run(["compare", str(same), str(same), "--out", str(tmp_path / "out")], capsys)
-    assert code == 0
-    assert {p.name for p in (tmp_path / "out").iterdir()} == OUTPUTS
+    out = tmp_path / "out"
+    assert run(["compare", str(same), str(same), "--out", str(out)], capsys)[0] == 0
+    (out / "summary.json").write_text("{}")  # the earlier run, recognisable by its marker and summary
+    code, _, err = run(["compare", str(same), str(same), "--out", str(out)], capsys)
+    assert code == 2 and "pass --overwrite" in err
+    assert run(["compare", str(same), str(same), "--out", str(out), "--overwrite"], capsys)[0] == 0
+    assert {p.name for p in out.iterdir()} == OUTPUTS
+    assert json.loads((out / "summary.json").read_text())["rows_a"] == 50
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "out"]
 
 
@@ -89,8 +92,9 @@ def test_trouble_exits_two_with_one_line(
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
-def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    from milvusdiff.errors import SnapshotError
-
-    with pytest.raises(SnapshotError):
-        main(["--debug", "compare", str(tmp_path / "a"), str(tmp_path / "b")])
+def test_debug_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--debug adds the traceback; the exit code stays 2 (trouble), never 1 (differences)."""
+    code, _, err = run(["--debug", "compare", str(tmp_path / "a"), str(tmp_path / "b")], capsys)
+    assert code == 2
+    assert "Traceback" in err and "SnapshotError" in err
+    assert err.strip().splitlines()[-1] == f"milvusdiff: input A does not exist: {tmp_path / 'a'}"

@@ -11,8 +11,8 @@ from test_compare_truth import SPEC, build_tables, write_snapshot
 
 from milvusdiff.compare import compare
 from milvusdiff.errors import CompareError
+from milvusdiff.snapshot_format import DIGEST_COLUMN
 from milvusdiff.types.digest import row_digests
-from milvusdiff.types.spec import DIGEST_COLUMN
 
 COUNTS = ("only_a", "only_b", "changed", "unchanged", "duplicate_a", "duplicate_b", "different")
 

@@ -17,9 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from milvusdiff.snapshot_format import PARTITION_COLUMN
 from milvusdiff.types.convert import rows_to_table
 from milvusdiff.types.digest import row_digests
-from milvusdiff.types.spec import PARTITION_COLUMN, CollectionSpec, FieldSpec
+from milvusdiff.types.spec import CollectionSpec, FieldSpec
 
 DIM = 8
 N = 120

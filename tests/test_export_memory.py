@@ -17,7 +17,8 @@ import pytest
 from psycopg import sql
 
 from milvusdiff.services.pg import ShadowStore
-from milvusdiff.types.spec import PARTITION_COLUMN, CollectionSpec, FieldSpec
+from milvusdiff.snapshot_format import PARTITION_COLUMN
+from milvusdiff.types.spec import CollectionSpec, FieldSpec
 
 ROWS = 200_000
 DIM = 256

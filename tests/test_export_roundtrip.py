@@ -24,9 +24,9 @@ from milvusdiff.client.shadow import ShadowClient
 from milvusdiff.config import Settings
 from milvusdiff.errors import SnapshotError
 from milvusdiff.export import export_collection
-from milvusdiff.types.convert import KEY_METADATA_KEY, SPEC_METADATA_KEY
+from milvusdiff.snapshot_format import DIGEST_COLUMN, KEY_META, SPEC_META
 from milvusdiff.types.digest import row_digests
-from milvusdiff.types.spec import DIGEST_COLUMN, CollectionSpec
+from milvusdiff.types.spec import CollectionSpec
 
 
 @pytest.fixture
@@ -168,7 +168,7 @@ def test_every_type_exports_identically_from_milvus_and_pg(lite: ShadowClient, l
     milvus, pg = read_snapshot(tmp_path / "snap" / "milvus"), read_snapshot(tmp_path / "snap" / "pg")
     assert milvus.num_rows == 300 - len(range(0, 300, 11))
     assert_same_snapshot(milvus, pg)
-    spec = CollectionSpec.from_json(milvus.schema.metadata[SPEC_METADATA_KEY])
+    spec = CollectionSpec.from_json(milvus.schema.metadata[SPEC_META])
     digests = dict(zip(milvus.column("id").to_pylist(), row_digests(milvus, spec).to_pylist(), strict=True))
     assert journal_digests(tmp_path / "snap" / "journal") == digests
     # every row carries the digest the journal holds for it, from both stores
@@ -219,7 +219,7 @@ def test_manifest_describes_the_snapshot(lite: ShadowClient, lite_settings: Sett
         assert entry["sha256"] == hashlib.sha256(part.read_bytes()).hexdigest()
         assert entry["bytes"] == part.stat().st_size and entry["rows"] == pq.ParquetFile(part).metadata.num_rows
         meta = pq.ParquetFile(part).schema_arrow.metadata
-        assert json.loads(meta[KEY_METADATA_KEY]) == ["id"] and meta[b"milvusdiff.source"] == b"pg"
+        assert json.loads(meta[KEY_META]) == ["id"] and meta[b"milvusdiff.source"] == b"pg"
     assert sum(f["rows"] for f in on_disk["files"]) == rows
     ids = np.concatenate([pq.read_table(part, columns=["id"]).column("id").to_numpy() for part in parts])
     assert (np.diff(ids) > 0).all(), "the pg export comes out in key order, as the Milvus export does"
@@ -235,8 +235,8 @@ def test_single_file_snapshot_carries_its_manifest(lite: ShadowClient, lite_sett
     embedded = json.loads(meta[b"milvusdiff.manifest"])
     assert embedded == json.loads(manifest.to_json())
     assert embedded["rows_written"] == parquet.metadata.num_rows == embedded["store_count"]
-    assert json.loads(meta[KEY_METADATA_KEY]) == ["id"] and meta[b"milvusdiff.source"] == b"milvus"
-    assert CollectionSpec.from_json(meta[SPEC_METADATA_KEY]) == lite.spec("onefile")
+    assert json.loads(meta[KEY_META]) == ["id"] and meta[b"milvusdiff.source"] == b"milvus"
+    assert CollectionSpec.from_json(meta[SPEC_META]) == lite.spec("onefile")
     assert parquet.schema_arrow.field("vec").type == pa.list_(pa.float32(), 8)  # the Arrow schema survives intact
 
 
@@ -381,7 +381,7 @@ def test_journal_snapshot_states_and_oplog(client: ShadowClient, settings: Setti
     assert oplog[1]["keys_sample"] == [3, 4] and oplog[0]["time"].tzinfo is not None
     assert manifest.extra["states"] == {"DELETED": 2, "EXISTS": 8}
     assert {f.name for f in manifest.files} == {"part-00000.parquet", "oplog.parquet"}
-    assert json.loads(pq.ParquetFile(tmp_path / "j" / "part-00000.parquet").schema_arrow.metadata[KEY_METADATA_KEY])
+    assert json.loads(pq.ParquetFile(tmp_path / "j" / "part-00000.parquet").schema_arrow.metadata[KEY_META])
 
 
 def _bucket_of(key: int, n: int) -> int:

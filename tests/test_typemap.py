@@ -28,10 +28,11 @@ from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from milvusdiff.errors import SchemaError
 from milvusdiff.services.pg import ShadowStore, _copy_stream, _copy_type
+from milvusdiff.snapshot_format import META_COLUMN
 from milvusdiff.types.canonical import canonical_json
 from milvusdiff.types.convert import rows_to_table
 from milvusdiff.types.digest import row_digests
-from milvusdiff.types.spec import META_COLUMN, CollectionSpec, FieldSpec
+from milvusdiff.types.spec import CollectionSpec, FieldSpec
 from milvusdiff.types.typemap import arrow_field, rule, validate_field
 
 ROUND_TRIP = settings(

@@ -15,8 +15,8 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from milvusdiff.checks.stores import CheckStores
+from milvusdiff.snapshot_format import PARTITION_COLUMN
 from milvusdiff.types.digest import row_digests
-from milvusdiff.types.spec import PARTITION_COLUMN
 from milvusdiff.workflow.fetch import milvus_rows
 
 EXPLAIN_LIMIT = 1000

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from milvusdiff.compare.report import Section, render_html, render_markdown
+from milvusdiff.config import Settings
 from milvusdiff.export.staging import Staging
 
 _TEXT_SUFFIXES = (".json", ".md", ".html")
@@ -36,13 +37,15 @@ class CheckResult:
 
 
 @contextmanager
-def staged_output(out: Path | None) -> Iterator[Path]:
+def staged_output(
+    out: Path | None, *, kind: str, overwrite: bool = False, settings: Settings | None = None
+) -> Iterator[Path]:
     """A directory to build in; published as `out` when the block completes, discarded if it fails."""
     if out is None:
         with tempfile.TemporaryDirectory(prefix="milvusdiff-check-") as scratch:
             yield Path(scratch)
         return
-    staging = Staging(out, directory=True, overwrite=False)
+    staging = Staging(out, directory=True, overwrite=overwrite, kind=kind, settings=settings)
     try:
         yield staging.path
         _retarget(staging.path, out)

@@ -34,7 +34,8 @@ from milvusdiff.config import Settings
 from milvusdiff.errors import CheckError
 from milvusdiff.export import DEFAULT_BATCH_SIZE
 from milvusdiff.filters import to_postgres
-from milvusdiff.types.spec import META_COLUMN, CollectionSpec
+from milvusdiff.snapshot_format import META_COLUMN
+from milvusdiff.types.spec import CollectionSpec
 
 SECTION = "query_check"
 
@@ -132,6 +133,7 @@ def query_check(
     *,
     output_fields: Sequence[str] | None = None,
     out: str | Path | None = None,
+    overwrite: bool = False,
     settings: Settings | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     engine: str = "duckdb",
@@ -143,7 +145,10 @@ def query_check(
     """
     settings = settings or Settings.resolve()
     target = Path(out) if out is not None else None
-    with staged_output(target) as building, open_stores(collection, settings) as stores:
+    with (
+        staged_output(target, kind="query-check", overwrite=overwrite, settings=settings) as building,
+        open_stores(collection, settings) as stores,
+    ):
         result = run_query(stores, expr, building, output_fields=output_fields, batch_size=batch_size, engine=engine)
     return QueryCheckResult(_retargeted(result.summary, building, target), target)
 

@@ -30,7 +30,7 @@ from milvusdiff.compare.report import Section
 from milvusdiff.config import Settings, is_milvus_lite
 from milvusdiff.errors import FilterConversionError, MilvusDiffError
 from milvusdiff.filters import to_postgres
-from milvusdiff.types.spec import META_COLUMN
+from milvusdiff.snapshot_format import META_COLUMN
 
 SAMPLE_ROWS = 200
 
@@ -96,6 +96,7 @@ def query_check_random(
     seed: int = 0,
     output_fields: Sequence[str] | None = None,
     out: str | Path | None = None,
+    overwrite: bool = False,
     settings: Settings | None = None,
     lite_safe: bool | None = None,
 ) -> RandomCheckResult:
@@ -107,7 +108,10 @@ def query_check_random(
     lite = is_milvus_lite(settings.milvus_uri) if lite_safe is None else lite_safe
     target = Path(out) if out is not None else None
     started = time.perf_counter()
-    with staged_output(target) as building, open_stores(collection, settings) as stores:
+    with (
+        staged_output(target, kind="query-check", overwrite=overwrite, settings=settings) as building,
+        open_stores(collection, settings) as stores,
+    ):
         entries = []
         for index, expr in enumerate(generate_filters(stores, count, seed, lite_safe=lite)):
             directory = building / "filters" / f"{index:03d}"

@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from milvusdiff.types.spec import META_COLUMN, CollectionSpec
+from milvusdiff.snapshot_format import META_COLUMN
+from milvusdiff.types.spec import CollectionSpec
 
 _KINDS = {
     **dict.fromkeys(("INT8", "INT16", "INT32", "INT64"), "int"),

@@ -25,18 +25,18 @@ from psycopg.types.json import Jsonb
 from milvusdiff.checks.stores import CheckStores, milvus_call
 from milvusdiff.errors import CheckError
 from milvusdiff.export.sources import tag_source
+from milvusdiff.snapshot_format import FILTER_META, META_COLUMN, PARTITION_COLUMN
 from milvusdiff.types.convert import rows_to_table, snapshot_schema
-from milvusdiff.types.spec import META_COLUMN, META_FIELD, PARTITION_COLUMN, CollectionSpec
+from milvusdiff.types.spec import META_FIELD, CollectionSpec
 from milvusdiff.types.typemap import coerce_pg_column
 
-FILTER_METADATA_KEY = b"milvusdiff.filter"
 _INT64 = range(-(2**63), 2**63)
 
 
 def result_schema(view: CollectionSpec, with_partition: bool, source: str, expr: str) -> pa.Schema:
     """A snapshot schema (key and spec metadata) that also records the store and the filter."""
     schema = tag_source(snapshot_schema(view, with_partition=with_partition), source)
-    return schema.with_metadata({**(schema.metadata or {}), FILTER_METADATA_KEY: expr.encode()})
+    return schema.with_metadata({**(schema.metadata or {}), FILTER_META: expr.encode()})
 
 
 def write_snapshot(path: Path, schema: pa.Schema, tables: Iterable[pa.Table]) -> int:

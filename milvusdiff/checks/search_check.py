@@ -95,6 +95,7 @@ def search_check(
     queries: str = "sample",
     min_recall: float = 0.0,
     out: str | Path | None = None,
+    overwrite: bool = False,
     settings: Settings | None = None,
 ) -> SearchCheckResult:
     """Run `nq` searches for the top `k` on Milvus and score them against the exact answer from the shadow."""
@@ -103,7 +104,11 @@ def search_check(
     settings = settings or Settings.resolve()
     target = Path(out) if out is not None else None
     started = time.perf_counter()
-    with staged_output(target) as building, open_stores(collection, settings) as stores, duckdb.connect() as con:
+    with (
+        staged_output(target, kind="search-check", overwrite=overwrite, settings=settings) as building,
+        open_stores(collection, settings) as stores,
+        duckdb.connect() as con,
+    ):
         chosen = vector_field(stores.spec, field)
         snapshot = building / "snapshots" / "pg.parquet"
         candidates = Candidates(con, snapshot, stores.spec, chosen, expr)  # translates the filter first

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from milvusdiff.cli.gating import gate
-from milvusdiff.cli.main import cli
+from milvusdiff.cli.main import cli, overwrite_option
 from milvusdiff.compare.options import DEFAULT_MEMORY_LIMIT
 
 
@@ -46,7 +46,7 @@ def _scratch_out(ctx: click.Context, temp_dir: Path | None) -> Path:
     help="DuckDB memory limit; beyond it the join spills to --temp-dir.",
 )
 @click.option("--temp-dir", type=click.Path(path_type=Path), help="Where DuckDB spills and scratch files go.")
-@click.option("--threads", type=int, help="Engine threads [default: all cores].")
+@click.option("--threads", type=click.IntRange(min=1), help="Engine threads [default: all cores].")
 @click.option("--journal", type=click.Path(path_type=Path), help="Journal snapshot or LMDB journal: arbitrate.")
 @click.option(
     "--staged/--no-staged",
@@ -59,6 +59,7 @@ def _scratch_out(ctx: click.Context, temp_dir: Path | None) -> Path:
     "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes for staged buckets."
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Write summary.json, diff.parquet, report.md/.html here.")
+@overwrite_option
 @click.option("--sample", type=int, default=20, show_default=True, help="Differences per class shown in reports.")
 @click.option("--show", type=click.IntRange(min=0), default=10, show_default=True, help="Differing keys printed.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -85,6 +86,7 @@ def compare_command(
     staged: bool,
     jobs: int,
     out: Path | None,
+    overwrite: bool,
     sample: int,
     show: int,
     fmt: str,
@@ -125,6 +127,7 @@ def compare_command(
         temp_dir=temp_dir,
         journal=journal,
         out=target,
+        overwrite=overwrite,
         sample_size=sample,
         staged=staged,
         jobs=jobs,

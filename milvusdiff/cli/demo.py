@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from milvusdiff.cli.main import connection_options, settings_from_options
+from milvusdiff.cli.main import connection_options, overwrite_option, settings_from_options
 
 _NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "analyze_diff.ipynb"
 
@@ -18,9 +18,16 @@ _NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "analyze_diff.ip
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory [default: .milvusdiff/runs/C-TIME].")
+@overwrite_option
 @connection_options
 def demo_command(
-    collection: str, rows: int, threads: int, seed: int, out: Path | None, **connection: str | None
+    collection: str,
+    rows: int,
+    threads: int,
+    seed: int,
+    out: Path | None,
+    overwrite: bool,
+    **connection: str | None,
 ) -> int:
     """Create a collection, write through ShadowClient, corrupt a few rows in each store, validate,
     and show which keys differ, what differs and which store is wrong. Exits 1: it finds the corruption.
@@ -44,6 +51,7 @@ def demo_command(
         threads=threads,
         seed=seed,
         out=out,
+        overwrite=overwrite,
         progress=sys.stderr.isatty(),
         say=click.echo,
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from milvusdiff.cli.main import EXIT_SAME, cli, connection_options, settings_from_options
+from milvusdiff.cli.main import EXIT_SAME, cli, connection_options, overwrite_option, settings_from_options
 
 
 @cli.command("export")
@@ -43,7 +43,7 @@ from milvusdiff.cli.main import EXIT_SAME, cli, connection_options, settings_fro
     help="Lay rows out in N buckets of the primary key, with per-bucket row counts and digest sums in the "
     "manifest, so that compare of two snapshots with the same N skips the buckets they agree on.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@overwrite_option
 @click.option(
     "--fsync/--no-fsync",
     default=False,

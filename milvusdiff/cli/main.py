@@ -10,14 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from milvusdiff import __version__
 from milvusdiff.config import Settings
-from milvusdiff.errors import MilvusDiffError
+from milvusdiff.errors import MilvusDiffError, first_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,6 +77,13 @@ def _common_options(command: click.Command) -> None:
         command.params.append(
             click.Option(["--quiet"], is_flag=True, expose_value=False, callback=_set_quiet, help="Only errors.")
         )
+
+
+overwrite_option = click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an earlier output of this command at --out (never an input, a store or anything else).",
+)
 
 
 def connection_options(func: F) -> F:
@@ -150,12 +158,26 @@ _COMMAND_MODULES: list[str] = [
     "schemas",
     "search_check",
     "validate",
+    "verify",
     "workload",
 ]
 
 
+def _trouble(line: str, debug: bool) -> NoReturn:
+    """Exit 2 with one line; with --debug the traceback first. Never 1: that code means "differences found"."""
+    if debug:
+        traceback.print_exc()
+    click.echo(line, err=True)
+    sys.exit(EXIT_TROUBLE)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the CLI and turn known errors into exit code 2."""
+    """Console-script entry point: run the CLI and turn every error into exit code 2.
+
+    Errors milvusdiff raises on purpose (MilvusDiffError) and the OS's (a file, a permission) are one line;
+    anything else is a bug or a driver's failure, still exit 2 (a crash must never read as a verdict) with a
+    line naming it and, with --debug, the traceback.
+    """
     _register_commands()
     args = argv if argv is not None else sys.argv[1:]
     debug = "--debug" in args
@@ -165,19 +187,15 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_TROUBLE)
-    except click.exceptions.Abort:
-        click.echo("milvusdiff: aborted", err=True)
-        sys.exit(EXIT_TROUBLE)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _trouble("milvusdiff: aborted", debug)
     except MilvusDiffError as exc:
-        if debug:
-            raise
         from milvusdiff.cli.wording import command_flags, in_cli_words
 
-        click.echo(f"milvusdiff: {in_cli_words(str(exc), command_flags(cli, args))}", err=True)
-        sys.exit(EXIT_TROUBLE)
+        _trouble(f"milvusdiff: {in_cli_words(first_line(exc), command_flags(cli, args))}", debug)
     except (OSError, ValueError) as exc:
-        if debug:
-            raise
-        click.echo(f"milvusdiff: {type(exc).__name__}: {exc}", err=True)
-        sys.exit(EXIT_TROUBLE)
+        _trouble(f"milvusdiff: {type(exc).__name__}: {first_line(exc)}", debug)
+    except Exception as exc:
+        hint = "" if debug else " (--debug shows the traceback)"
+        _trouble(f"milvusdiff: unexpected error: {type(exc).__name__}: {first_line(exc)}{hint}", debug)
     sys.exit(returned if isinstance(returned, int) else EXIT_SAME)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from milvusdiff.cli.main import connection_options, settings_from_options
+from milvusdiff.cli.main import connection_options, overwrite_option, settings_from_options
 
 if TYPE_CHECKING:
     from milvusdiff.compare.summary import Summary
@@ -23,6 +23,7 @@ _KEYS_SHOWN = 20
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --random (filters and sampled values).")
 @click.option("--output-fields", metavar="A,B", help="Compare only these fields (the key always; $meta: dynamic).")
 @click.option("--out", type=click.Path(path_type=Path), help="Write summary.json, diff.parquet, reports, snapshots.")
+@overwrite_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @connection_options
 def query_check_command(
@@ -32,6 +33,7 @@ def query_check_command(
     seed: int,
     output_fields: str | None,
     out: Path | None,
+    overwrite: bool,
     fmt: str,
     **connection: str | None,
 ) -> int:
@@ -61,7 +63,7 @@ def query_check_command(
         from milvusdiff.compare.terminal import print_sections
 
         random_result = query_check_random(
-            collection, count, seed=seed, output_fields=fields, out=out, settings=settings
+            collection, count, seed=seed, output_fields=fields, out=out, overwrite=overwrite, settings=settings
         )
         if fmt == "json":
             click.echo(json.dumps(random_result.summary, indent=2, default=str))
@@ -72,7 +74,7 @@ def query_check_command(
     from milvusdiff.checks.query_check import query_check
 
     assert expr is not None
-    result = query_check(collection, expr, output_fields=fields, out=out, settings=settings)
+    result = query_check(collection, expr, output_fields=fields, out=out, overwrite=overwrite, settings=settings)
     if fmt == "json":
         click.echo(result.summary.to_json(), nl=False)
     else:

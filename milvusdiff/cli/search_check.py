@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from milvusdiff.cli.main import connection_options, settings_from_options
+from milvusdiff.cli.main import connection_options, overwrite_option, settings_from_options
 
 
 @click.command("search-check")
@@ -26,6 +26,7 @@ from milvusdiff.cli.main import connection_options, settings_from_options
 )
 @click.option("--min-recall", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Exit 1 below this.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write summary.json, queries.parquet, reports, snapshot.")
+@overwrite_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @connection_options
 def search_check_command(
@@ -38,6 +39,7 @@ def search_check_command(
     queries: str,
     min_recall: float,
     out: Path | None,
+    overwrite: bool,
     fmt: str,
     **connection: str | None,
 ) -> int:
@@ -69,6 +71,7 @@ def search_check_command(
         queries=queries,
         min_recall=min_recall,
         out=out,
+        overwrite=overwrite,
         settings=settings_from_options(**connection),
     )
     if fmt == "json":

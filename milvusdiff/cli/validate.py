@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from milvusdiff.cli.gating import gate
-from milvusdiff.cli.main import connection_options, settings_from_options
+from milvusdiff.cli.main import connection_options, overwrite_option, settings_from_options
 from milvusdiff.config import Settings
 
 
@@ -17,6 +17,7 @@ from milvusdiff.config import Settings
 @click.option("--collection", help="Collection to validate.")
 @click.option("--all", "every", is_flag=True, help="Every collection the journal knows (one output directory each).")
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory [default: .milvusdiff/runs/C-TIME].")
+@overwrite_option
 @click.option("--engine", type=click.Choice(["duckdb", "polars"]), default="duckdb", show_default=True)
 @click.option("--atol", type=float, default=0.0, show_default=True, help="Absolute float tolerance.")
 @click.option("--rtol", type=float, default=0.0, show_default=True, help="Relative float tolerance (of |b|).")
@@ -30,6 +31,7 @@ def validate_command(
     collection: str | None,
     every: bool,
     out: Path | None,
+    overwrite: bool,
     engine: str,
     atol: float,
     rtol: float,
@@ -63,9 +65,11 @@ def validate_command(
     if every == (collection is not None):
         raise click.UsageError("give either --collection NAME or --all")
     if collection is None:
-        return _validate_all(out, settings, quiet, fmt, junit_xml, options)
+        return _validate_all(out, settings, quiet, fmt, junit_xml, {**options, "overwrite": overwrite})
     with gate("validate", collection, junit_xml) as record:
-        result = validate(collection, out=out, settings=settings, quiet=quiet or fmt == "json", **options)
+        result = validate(
+            collection, out=out, overwrite=overwrite, settings=settings, quiet=quiet or fmt == "json", **options
+        )
         record(result.summary, result.out, result.exit_code)
     if fmt == "json":
         click.echo(result.summary.to_json(), nl=False)

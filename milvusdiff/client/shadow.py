@@ -45,10 +45,11 @@ from milvusdiff.services.pg import (
     stage_with_retries,
 )
 from milvusdiff.services.pg_target import resolve_pg_conn
+from milvusdiff.snapshot_format import META_COLUMN
 from milvusdiff.types.canonical import canonical_json
 from milvusdiff.types.convert import rows_to_table
 from milvusdiff.types.digest import row_digests, unkeyed_digests
-from milvusdiff.types.spec import DEFAULT_PARTITION, META_COLUMN, CollectionSpec
+from milvusdiff.types.spec import DEFAULT_PARTITION, CollectionSpec
 from milvusdiff.types.typemap import validate_field
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from milvusdiff.compare.finish import Finisher
-from milvusdiff.compare.inputs import open_side
+from milvusdiff.compare.inputs import open_side, verify_read
 from milvusdiff.compare.options import CompareOptions, Tolerance
 from milvusdiff.compare.output import workspace
 from milvusdiff.compare.pipeline import finish_to_parquet
@@ -83,6 +83,7 @@ def diff_into(
     started = time.perf_counter()
     side_a, side_b = open_side(a, "a"), open_side(b, "b")
     plan = build_plan(side_a, side_b, opts)
+    verify_read(plan, side_a, side_b)
     engine = importlib.import_module(f"milvusdiff.compare.engine_{opts.engine}")
     diff = outputs / DIFF_FILE
     staged = None
@@ -123,7 +124,8 @@ def compare(a: str | Path, b: str | Path, options: CompareOptions | None = None,
     rename, atol, rtol, tol, engine, max_diffs, memory_limit, temp_dir, threads, journal, out).
     """
     opts = options if options is not None else make_options(**kwargs)
-    with workspace(opts.out, opts.temp_dir) as space:
+    inputs = [Path(a), Path(b), *([opts.journal] if opts.journal is not None else [])]
+    with workspace(opts.out, opts.temp_dir, overwrite=opts.overwrite, inputs=inputs) as space:
         summary, sample = diff_into(a, b, opts, space.outputs, space.scratch)
         write_outputs(space.outputs, summary, sample)
         if opts.out is None:

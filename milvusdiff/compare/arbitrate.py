@@ -24,8 +24,9 @@ from milvusdiff.compare.plan import Plan
 from milvusdiff.compare.summary import VERDICTS
 from milvusdiff.compare.tally import Tally
 from milvusdiff.errors import CompareError
+from milvusdiff.snapshot_format import DIGEST_COLUMN
 from milvusdiff.types.digest import check_stored_version, row_digests
-from milvusdiff.types.spec import DIGEST_COLUMN, CollectionSpec
+from milvusdiff.types.spec import CollectionSpec
 
 
 def _spec(side: Side, other: Side) -> CollectionSpec:

@@ -20,6 +20,7 @@ from milvusdiff.compare.lists import vector_metrics
 from milvusdiff.compare.plan import Column, Plan, a_col, b_col, flag_col
 from milvusdiff.compare.sample import Sample
 from milvusdiff.compare.tally import ColumnTally, Tally, deviation
+from milvusdiff.snapshot_format import KEY_META
 
 METRICS = ("max_abs", "l2", "cosine")
 ARBITRATION_COLUMNS = ("class", "count_a", "count_b")
@@ -42,7 +43,7 @@ def output_schema(plan: Plan) -> pa.Schema:
         if column.vector:
             fields += [pa.field(metric_col(column.name, m), pa.float64()) for m in METRICS]
     fields.append(pa.field("verdict", pa.string()))
-    return pa.schema(fields, metadata={"milvusdiff.key": json.dumps(plan.key_names)})
+    return pa.schema(fields, metadata={KEY_META: json.dumps(plan.key_names).encode()})
 
 
 def _changed_columns(names: list[str], flags: np.ndarray) -> pa.Array:

@@ -1,7 +1,7 @@
 """Open one side of a comparison: a snapshot directory or a single Parquet file.
 
-Only footers are read here (schema, key-value metadata, row counts), so opening is instant whatever
-the size; the engines read the data.
+Only footers, the manifest and the directory listing are read here, so opening is instant whatever the
+size; they are checked against each other (milvusdiff.snapshot_verify), and the engines read the data.
 """
 
 from __future__ import annotations
@@ -9,17 +9,27 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from milvusdiff.errors import SnapshotError
+from milvusdiff.snapshot_format import (
+    FORMAT_META,
+    KEY_META,
+    MANIFEST_FORMAT_FIELD,
+    MANIFEST_META,
+    MANIFEST_NAME,
+    PART_GLOB,
+    SOURCE_META,
+    SPEC_META,
+    check_format,
+)
+from milvusdiff.snapshot_verify import check_listing, check_rows, verify_pages
 
-KEY_META = b"milvusdiff.key"
-SPEC_META = b"milvusdiff.spec"
-SOURCE_META = b"milvusdiff.source"
-MANIFEST_META = b"milvusdiff.manifest"
+if TYPE_CHECKING:
+    from milvusdiff.compare.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -41,39 +51,76 @@ class Side:
 
 def open_side(path: str | Path, label: str) -> Side:
     path = Path(path)
-    if not path.exists():
-        raise SnapshotError(f"input {label.upper()} does not exist: {path}")
-    manifest: dict[str, Any] | None = None
-    if path.is_dir():
-        files = tuple(sorted(path.glob("part-*.parquet")))
-        if not files:
-            raise SnapshotError(f"input {label.upper()} has no part-*.parquet files: {path}")
-        manifest_path = path / "manifest.json"
-        if manifest_path.exists():
-            manifest = _load_json(manifest_path.read_text(encoding="utf-8"), f"{manifest_path}")
-    else:
-        files = (path,)
+    files, manifest = snapshot_parts(path, label)
     schema, rows = _read_footers(files, label)
+    if manifest is not None:
+        check_rows(files, rows, manifest, label)
     meta = schema.metadata or {}
-    if manifest is None and MANIFEST_META in meta:
-        manifest = _load_json(meta[MANIFEST_META].decode(), f"{path} metadata")
     key = _key_from(meta, manifest)
     source = meta[SOURCE_META].decode() if SOURCE_META in meta else (manifest or {}).get("source")
     spec_json = meta[SPEC_META].decode() if SPEC_META in meta else None
-    return Side(label, path, files, schema, rows, key, spec_json, manifest, source)
+    return Side(label, path, files, schema, sum(rows), key, spec_json, manifest, source)
 
 
-def _read_footers(files: tuple[Path, ...], label: str) -> tuple[pa.Schema, int]:
+def snapshot_parts(path: Path, label: str) -> tuple[tuple[Path, ...], dict[str, Any] | None]:
+    """The data files of a snapshot and its manifest, the file list checked against the manifest."""
+    if not path.exists():
+        raise SnapshotError(f"input {label.upper()} does not exist: {path}")
+    if not path.is_dir():
+        _refuse_other_formats(path, label)
+        manifest = None
+        try:
+            meta = pq.read_schema(path).metadata or {}
+        except (OSError, pa.ArrowException):
+            meta = {}  # _read_footers says why
+        if MANIFEST_META in meta:
+            manifest = _load_json(meta[MANIFEST_META].decode(), f"{path} metadata")
+            check_format(manifest.get(MANIFEST_FORMAT_FIELD), f"input {label.upper()}: {path}")
+        return (path,), manifest
+    files = tuple(sorted(path.glob(PART_GLOB)))
+    manifest_path = path / MANIFEST_NAME
+    manifest = None
+    if manifest_path.exists():
+        manifest = _load_json(manifest_path.read_text(encoding="utf-8"), f"{manifest_path}")
+        if not isinstance(manifest, dict):
+            raise SnapshotError(f"{manifest_path} is not a manifest (a JSON object)")
+        check_format(manifest.get(MANIFEST_FORMAT_FIELD), f"input {label.upper()}: {manifest_path}")
+        if "files" in manifest:  # a hand-made manifest may list nothing; one milvusdiff wrote always does
+            check_listing(path, manifest, label)
+    if not files:
+        raise SnapshotError(f"input {label.upper()} has no part-*.parquet files: {path}")
+    return files, manifest
+
+
+_PARQUET_MAGIC = b"PAR1"
+
+
+def _refuse_other_formats(path: Path, label: str) -> None:
+    """A file that is not Parquet at all (CSV, JSON, ...) gets a line saying what is read, not a Parquet error."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise SnapshotError(f"input {label.upper()} is not readable: {path}: {exc.strerror or exc}") from exc
+    if head != _PARQUET_MAGIC:
+        raise SnapshotError(
+            f"input {label.upper()} is not readable Parquet: {path} is not a Parquet file; milvusdiff reads "
+            "Parquet files and snapshot directories (manifest.json + part-*.parquet), so convert CSV or JSON first"
+        )
+
+
+def _read_footers(files: tuple[Path, ...], label: str) -> tuple[pa.Schema, list[int]]:
     """All parts must share one schema: a snapshot whose parts disagree is not one table."""
     schema: pa.Schema | None = None
-    rows = 0
+    rows: list[int] = []
     for file in files:
         try:
             parquet = pq.ParquetFile(file)
         except (OSError, pa.ArrowException) as exc:
             raise SnapshotError(f"input {label.upper()} is not readable Parquet: {file}: {exc}") from exc
-        rows += parquet.metadata.num_rows
+        rows.append(parquet.metadata.num_rows)
         part_schema = parquet.schema_arrow
+        check_format((part_schema.metadata or {}).get(FORMAT_META), f"input {label.upper()}: {file}")
         if schema is None:
             schema = part_schema
         elif not part_schema.remove_metadata().equals(schema.remove_metadata()):
@@ -97,3 +144,9 @@ def _load_json(text: str, where: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SnapshotError(f"{where} is not valid JSON: {exc}") from exc
+
+
+def verify_read(plan: Plan, side_a: Side, side_b: Side) -> None:
+    """The page checksums of exactly the columns the engines will read, on both sides."""
+    verify_pages(side_a.files, [*(k.name for k in plan.keys), *(c.name for c in plan.columns)], "a")
+    verify_pages(side_b.files, [*(k.b_name for k in plan.keys), *(c.b_name for c in plan.columns)], "b")

@@ -14,11 +14,13 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from milvusdiff.compare.inputs import KEY_META
+from milvusdiff.compare.inputs import snapshot_parts
 from milvusdiff.compare.keyset import key_filter, select_keys
 from milvusdiff.compare.plan import Plan
 from milvusdiff.errors import CompareError
 from milvusdiff.services.journal import COMPLETE_KEY, FORMAT_VERSION, FORMAT_VERSION_KEY, Journal
+from milvusdiff.snapshot_format import KEY_META, MANIFEST_NAME, PART_GLOB
+from milvusdiff.snapshot_verify import check_rows, verify_pages
 from milvusdiff.types.digest import check_stored_version
 from milvusdiff.types.spec import CollectionSpec
 
@@ -27,9 +29,15 @@ DIGEST = pa.binary(16)
 
 
 def journal_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(path.glob("part-*.parquet"))
-    return [path] if path.suffix == ".parquet" else []
+    """The data files of a journal snapshot, checked against its manifest like any snapshot read (none: LMDB)."""
+    if path.is_dir() and not any(path.glob(PART_GLOB)):
+        return []
+    if not path.is_dir() and path.suffix != ".parquet":
+        return []
+    files, manifest = snapshot_parts(path, "journal")
+    if manifest is not None:
+        check_rows(files, [pq.ParquetFile(f).metadata.num_rows for f in files], manifest, "journal")
+    return list(files)
 
 
 def _from_snapshot(files: list[Path], plan: Plan, keys: pa.Table) -> pa.Table:
@@ -39,6 +47,7 @@ def _from_snapshot(files: list[Path], plan: Plan, keys: pa.Table) -> pa.Table:
     missing = [n for n in names if n not in dataset.schema.names]
     if missing or len(names) != len(plan.keys):
         raise CompareError(f"journal {files[0].parent}: key {names} does not match the compared key {plan.key_names}")
+    verify_pages(files, [*names, "state", "digest"], "journal")
     table = dataset.to_table(columns=[*names, "state", "digest"], filter=key_filter(dataset, names, keys))
     table = select_keys(table, names, keys)
     return table.rename_columns([*plan.key_names, "state", "digest"]).cast(
@@ -91,7 +100,7 @@ def check_journal(path: Path, collection: str | None) -> JournalInfo:
     files = journal_files(path)
     if files:
         info = _snapshot_info(files)
-        manifest = path / "manifest.json" if path.is_dir() else None
+        manifest = path / MANIFEST_NAME if path.is_dir() else None
         if collection is None or manifest is None or not manifest.exists():
             return info
         recorded = json.loads(manifest.read_text(encoding="utf-8")).get("collection")

@@ -31,6 +31,7 @@ class CompareOptions:
     journal: Path | None = None
     three_way: bool = False  # with journal: also check the keys both sides agree on against it (validate)
     out: Path | None = None
+    overwrite: bool = False  # replace an earlier compare output at `out` (milvusdiff.destination)
     sample_size: int = 20
     json_columns: tuple[str, ...] = ()  # text columns compared as JSON (A-side names), beside typed ones
     staged: bool = True  # bucketed snapshots with the same layout: compare only the buckets that differ
@@ -54,6 +55,8 @@ class CompareOptions:
             raise CompareError("`max_diffs` must be at least 1")
         if self.jobs < 1:
             raise CompareError("`jobs` must be at least 1")
+        if self.threads < 1:
+            raise CompareError(f"`threads` must be at least 1, got {self.threads}")
 
 
 def parse_rename(items: list[str] | tuple[str, ...]) -> dict[str, str]:

@@ -1,16 +1,22 @@
-"""An output directory that appears complete or not at all: built under a temporary name, then renamed."""
+"""An output directory that appears complete or not at all: built under a temporary name, then renamed.
+
+With `out`, the work happens in export's Staging beside it (the one output rule of
+milvusdiff.destination decides whether `out` may be written, the inputs included); without, in a
+locked scratch directory under `temp_dir` (or the system's), removed afterwards. Either way an entry
+left by a killed run is removed by the next run that finds it there.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from milvusdiff.destination import WorkEntry, sweep_stale, work_token
 from milvusdiff.errors import SnapshotError
-from milvusdiff.export.staging import check_destination
+from milvusdiff.export.staging import Staging
 
 
 @dataclass(frozen=True)
@@ -19,34 +25,30 @@ class Workspace:
     scratch: Path  # intermediate files and DuckDB spill; never survives
 
 
-def _replace(built: Path, out: Path) -> None:
-    """rename(2) cannot replace a non-empty directory, so move the old one aside first."""
-    if not out.exists():
-        built.rename(out)
-        return
-    old = out.with_name(f".{out.name}.old-{built.parent.name}")
-    out.rename(old)
-    built.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 @contextlib.contextmanager
-def workspace(out: Path | None, temp_dir: Path | None) -> Iterator[Workspace]:
-    parent = out.parent if out is not None else temp_dir
+def workspace(
+    out: Path | None, temp_dir: Path | None, *, overwrite: bool = False, inputs: Iterable[Path] = ()
+) -> Iterator[Workspace]:
     if out is not None:
-        check_destination(out, overwrite=True)  # a clear refusal for a parent that is a file or unwritable
+        staging = Staging(out, directory=True, overwrite=overwrite, kind="compare", durable=False, inputs=inputs)
+        try:
+            yield Workspace(staging.path, staging.scratch)
+            staging.publish()
+        except BaseException:
+            staging.discard()
+            raise
+        return
+    parent = temp_dir if temp_dir is not None else Path(tempfile.gettempdir())
     try:
-        if parent is not None:
-            parent.mkdir(parents=True, exist_ok=True)
-        root = Path(tempfile.mkdtemp(prefix=".milvusdiff-compare-", dir=parent))
+        parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(parent)
+        root = WorkEntry(parent, f".milvusdiff-compare-{work_token()}", directory=True)
     except OSError as exc:
-        raise SnapshotError(f"cannot write in the output directory {parent}: {exc.strerror or exc}") from exc
-    space = Workspace(root / "out", root / "scratch")
-    space.outputs.mkdir()
-    space.scratch.mkdir()
+        raise SnapshotError(f"cannot write in the scratch directory {parent}: {exc.strerror or exc}") from exc
     try:
+        space = Workspace(root.path / "out", root.path / "scratch")
+        space.outputs.mkdir()
+        space.scratch.mkdir()
         yield space
-        if out is not None:
-            _replace(space.outputs, out)
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        root.discard()

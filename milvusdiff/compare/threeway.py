@@ -24,7 +24,8 @@ from milvusdiff.compare.inputs import KEY_META, Side
 from milvusdiff.compare.journal_source import DIGEST, JournalInfo, journal_files
 from milvusdiff.compare.plan import Plan
 from milvusdiff.errors import CompareError
-from milvusdiff.types.spec import DIGEST_COLUMN, CollectionSpec
+from milvusdiff.snapshot_format import DIGEST_COLUMN
+from milvusdiff.types.spec import CollectionSpec
 
 CLASS = "against_journal"
 VERDICT = "both_wrong"

@@ -16,16 +16,17 @@ from pathlib import Path
 
 from milvusdiff import __version__
 from milvusdiff.config import Settings
+from milvusdiff.destination import guard
 from milvusdiff.errors import SnapshotError
 from milvusdiff.export.manifest import FileEntry, KeyStats, Manifest, store_warnings
 from milvusdiff.export.pipeline import run_producers
 from milvusdiff.export.prepare import Preparer, prepared
 from milvusdiff.export.progress import progress
 from milvusdiff.export.sources import SOURCES, Reading, ReadOptions, open_source
-from milvusdiff.export.staging import Staging, check_destination
+from milvusdiff.export.staging import Staging
 from milvusdiff.export.writer import DEFAULT_ROWS_PER_PART, SnapshotWriter
+from milvusdiff.snapshot_format import DIGEST_COLUMN
 from milvusdiff.types.buckets import HASH_NAME, MAX_BUCKETS
-from milvusdiff.types.spec import DIGEST_COLUMN
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def export_collection(
         return _export_all(job, out, overwrite)
     if source == "journal" and out.suffix == ".parquet":
         raise SnapshotError("a journal snapshot is a directory (key states plus oplog.parquet): give `out` a directory")
-    check_destination(out, overwrite=overwrite)
+    guard(out, kind="snapshot", overwrite=overwrite, settings=job.settings)
     return _export_one(job, source, out, overwrite)
 
 
@@ -101,6 +102,7 @@ def _export_one(job: _Job, kind: str, out: Path, overwrite: bool) -> Manifest:
             overwrite=overwrite,
             durable=job.fsync,
             buckets=job.buckets,
+            settings=job.settings,
         )
         try:
             producers = prepared(reading.producers(), preparer)
@@ -169,7 +171,9 @@ def _export_all(job: _Job, out: Path, overwrite: bool) -> Manifest:
     if out.suffix == ".parquet":
         raise SnapshotError("`source` all writes a directory (milvus/, pg/, journal/): give `out` a directory")
     started = time.perf_counter()
-    staging = Staging(out, directory=True, overwrite=overwrite, durable=job.fsync)
+    staging = Staging(
+        out, directory=True, overwrite=overwrite, kind="snapshot-set", durable=job.fsync, settings=job.settings
+    )
     try:
         children = {kind: _export_one(job, kind, staging.path / kind, False) for kind in SOURCES}
         staging.publish()

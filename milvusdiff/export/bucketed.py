@@ -15,14 +15,11 @@ from typing import Protocol
 import pyarrow as pa
 
 from milvusdiff.export.manifest import FileEntry
+from milvusdiff.snapshot_format import part_name
 
 BUFFER_BYTES = 256 << 20
 _MIN_FLUSH_BYTES = 1 << 20
 _MAX_FLUSH_BYTES = 64 << 20
-
-
-def part_name(bucket: int, index: int) -> str:
-    return f"part-b{bucket:05d}-{index:05d}.parquet"
 
 
 class PartFile(Protocol):
@@ -68,7 +65,7 @@ class BucketFiles:
             self.files.append(dataclasses.replace(part.close(), bucket=bucket))
             part = None
         if part is None:
-            part = self._open_part(part_name(bucket, self._opened[bucket]))
+            part = self._open_part(part_name(self._opened[bucket], bucket))
             self._parts[bucket], self._opened[bucket] = part, self._opened[bucket] + 1
         part.write(pa.concat_tables(tables))
         self._total -= self._buffered[bucket]

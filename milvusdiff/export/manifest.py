@@ -11,10 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-MANIFEST_NAME = "manifest.json"
-MANIFEST_METADATA_KEY = b"milvusdiff.manifest"
-SOURCE_METADATA_KEY = b"milvusdiff.source"
-FORMAT_VERSION = 1
+from milvusdiff.snapshot_format import FORMAT_VERSION, MANIFEST_FORMAT_FIELD
 
 
 @dataclass(frozen=True)
@@ -82,7 +79,7 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["format"] = FORMAT_VERSION
+        data[MANIFEST_FORMAT_FIELD] = FORMAT_VERSION
         data["key"] = [self.primary_key] if self.primary_key else None
         data["children"] = {name: child.to_dict() for name, child in self.children.items()}
         return data

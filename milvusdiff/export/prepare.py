@@ -15,9 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from milvusdiff.snapshot_format import DIGEST_COLUMN, PARTITION_COLUMN
 from milvusdiff.types.buckets import bucket_ids, bucket_sums, placement_digests
 from milvusdiff.types.digest import DIGEST_TYPE, DIGEST_VERSION, DIGEST_VERSION_KEY, row_digests
-from milvusdiff.types.spec import DIGEST_COLUMN, PARTITION_COLUMN, CollectionSpec
+from milvusdiff.types.spec import CollectionSpec
 
 JOURNAL_DIGEST = "digest"  # the journal snapshot's own digest column (null unless EXISTS)
 

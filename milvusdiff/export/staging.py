@@ -14,12 +14,13 @@ manifest cut short fails loudly on read.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
-import secrets
-import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
+from milvusdiff.config import Settings
+from milvusdiff.destination import WorkEntry, guard, remove, sweep_stale, work_token, write_marker
 from milvusdiff.errors import SnapshotError
 
 
@@ -32,62 +33,63 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-def check_destination(out: Path, *, overwrite: bool) -> None:
-    """Refuse early, before any store is read, an output that exists or cannot be created."""
-    if out.exists() and not overwrite and not (out.is_dir() and not any(out.iterdir())):
-        raise SnapshotError(f"output {out} already exists (pass --overwrite to replace it)")
-    existing = next(p for p in (out.parent, *out.parent.parents) if p.exists())
-    if not existing.is_dir():
-        raise SnapshotError(f"cannot create the output directory {out.parent}: {existing} is a file, not a directory")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SnapshotError(f"cannot create the output directory {out.parent}: {exc.strerror or exc}") from exc
-    if not os.access(out.parent, os.W_OK | os.X_OK):
-        raise SnapshotError(f"output directory {out.parent} is not writable")
-
-
 class Staging:
-    """A temporary sibling of `out` (a directory, or a file path when `directory` is false) plus scratch space."""
+    """A temporary sibling of `out` (a directory, or a file path when `directory` is false) plus scratch space.
 
-    def __init__(self, out: Path, *, directory: bool, overwrite: bool, durable: bool = True) -> None:
-        check_destination(out, overwrite=overwrite)
+    The destination is checked by the one output rule (milvusdiff.destination.guard) for an output of
+    `kind`; both work entries stay locked while this process lives, and stale ones left by killed runs
+    beside `out` are removed first.
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        *,
+        directory: bool,
+        overwrite: bool,
+        kind: str,
+        durable: bool = True,
+        inputs: Iterable[Path] = (),
+        settings: Settings | None = None,
+    ) -> None:
+        self._check = functools.partial(
+            guard, out, kind=kind, overwrite=overwrite, inputs=tuple(inputs), settings=settings
+        )
+        self._check()
         self.out = out
         self.durable = durable
-        self._overwrite = overwrite
-        token = f"{os.getpid()}-{secrets.token_hex(4)}"
-        self.path = out.parent / f".{out.name}.partial-{token}"
-        self.scratch = out.parent / f".{out.name}.scratch-{token}"
+        self.kind = kind
+        self._directory = directory
+        sweep_stale(out.parent)
+        token = work_token()
+        entries: list[WorkEntry] = []
         try:
-            self.scratch.mkdir()
-            if directory:
-                self.path.mkdir()
+            entries.append(WorkEntry(out.parent, f".{out.name}.scratch-{token}", directory=True))
+            entries.append(WorkEntry(out.parent, f".{out.name}.partial-{token}", directory=directory))
         except OSError as exc:
-            self.discard()
+            for entry in entries:
+                entry.discard()
             raise SnapshotError(f"cannot write in {out.parent}: {exc.strerror or exc}") from exc
+        self._scratch, self._staged = entries
+        self.scratch, self.path = self._scratch.path, self._staged.path
 
     def publish(self) -> None:
         """Make the staged output visible under its final name in one rename (durable first, if asked)."""
-        _remove(self.scratch)
-        if self.durable and self.path.is_dir():
-            fsync_path(self.path)
-        check_destination(self.out, overwrite=self._overwrite)  # something may have appeared meanwhile
-        previous = self.out.parent / f".{self.out.name}.replaced-{self.path.name.rsplit('-', 1)[-1]}"
+        self._scratch.discard()
+        if self._directory:
+            write_marker(self.path, self.kind)
+            if self.durable:
+                fsync_path(self.path)
+        self._check()  # something may have appeared meanwhile
+        previous = self.out.parent / f".{self.out.name}.replaced-{work_token()}"
         if self.out.exists():
             self.out.rename(previous)
         os.rename(self.path, self.out)
+        self._staged.release()
         if self.durable:
             fsync_path(self.out.parent)
-        _remove(previous)
+        remove(previous)
 
     def discard(self) -> None:
-        _remove(self.path)
-        _remove(self.scratch)
+        self._staged.discard()
+        self._scratch.discard()

@@ -19,9 +19,10 @@ from milvusdiff.export.manifest import Manifest
 from milvusdiff.export.prepare import Preparer
 from milvusdiff.export.sources import tag_source
 from milvusdiff.export.writer import DEFAULT_ROWS_PER_PART, SnapshotWriter
+from milvusdiff.snapshot_format import DIGEST_COLUMN, PARTITION_COLUMN
 from milvusdiff.types.buckets import HASH_NAME
 from milvusdiff.types.convert import snapshot_schema
-from milvusdiff.types.spec import DIGEST_COLUMN, PARTITION_COLUMN, CollectionSpec
+from milvusdiff.types.spec import CollectionSpec
 
 
 def write_table_snapshot(

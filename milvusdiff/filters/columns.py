@@ -15,8 +15,7 @@ from enum import Enum
 
 from milvusdiff.errors import FilterConversionError
 from milvusdiff.filters import ast
-
-META_COLUMN = "$meta"
+from milvusdiff.snapshot_format import META_COLUMN
 
 
 class Kind(Enum):

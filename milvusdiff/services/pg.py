@@ -29,15 +29,9 @@ from psycopg_pool import ConnectionPool
 
 from milvusdiff.config import redact
 from milvusdiff.errors import ConfigError, SchemaError, SyncError, first_line
+from milvusdiff.snapshot_format import META_COLUMN, PARTITION_COLUMN
 from milvusdiff.types.convert import snapshot_schema
-from milvusdiff.types.spec import (
-    DEFAULT_PARTITION,
-    META_COLUMN,
-    META_FIELD,
-    PARTITION_COLUMN,
-    CollectionSpec,
-    FieldSpec,
-)
+from milvusdiff.types.spec import DEFAULT_PARTITION, META_FIELD, CollectionSpec, FieldSpec
 from milvusdiff.types.typemap import coerce_pg_column, rule
 
 log = logging.getLogger(__name__)

@@ -13,23 +13,26 @@ from typing import Any
 
 import pyarrow as pa
 
+from milvusdiff.snapshot_format import KEY_META, META_COLUMN, PARTITION_COLUMN, SPEC_META, TYPE_META, format_metadata
 from milvusdiff.types.canonical import canonical_json
-from milvusdiff.types.spec import META_COLUMN, PARTITION_COLUMN, CollectionSpec, FieldSpec
+from milvusdiff.types.spec import CollectionSpec, FieldSpec
 from milvusdiff.types.typemap import arrow_field, rule
 
 _EMPTY_JSON = canonical_json({})
-SPEC_METADATA_KEY = b"milvusdiff.spec"
-KEY_METADATA_KEY = b"milvusdiff.key"
 
 
 def snapshot_schema(spec: CollectionSpec, *, with_partition: bool = False) -> pa.Schema:
     """Columns of a snapshot of this collection, with the key and the spec in the schema metadata."""
     fields = [arrow_field(f) for f in spec.fields]
     if spec.enable_dynamic_field:
-        fields.append(pa.field(META_COLUMN, pa.string(), metadata={b"milvusdiff.type": b"JSON"}))
+        fields.append(pa.field(META_COLUMN, pa.string(), metadata={TYPE_META: b"JSON"}))
     if with_partition:
         fields.append(pa.field(PARTITION_COLUMN, pa.string()))
-    metadata = {KEY_METADATA_KEY: json.dumps([spec.primary.name]).encode(), SPEC_METADATA_KEY: spec.to_json().encode()}
+    metadata = {
+        KEY_META: json.dumps([spec.primary.name]).encode(),
+        SPEC_META: spec.to_json().encode(),
+        **format_metadata(),
+    }
     return pa.schema(fields, metadata=metadata)
 
 

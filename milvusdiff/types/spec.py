@@ -13,11 +13,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from milvusdiff.errors import SchemaError
+from milvusdiff.snapshot_format import META_COLUMN
 
-META_COLUMN = "$meta"
-PARTITION_COLUMN = "$partition"
-# Milvus and PostgreSQL snapshot rows carry their row digest (types/digest.py) here; compare never treats it as data.
-DIGEST_COLUMN = "$digest"
 DEFAULT_PARTITION = "_default"
 
 

@@ -26,10 +26,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from milvusdiff.errors import SchemaError
+from milvusdiff.snapshot_format import TYPE_META
 from milvusdiff.types.canonical import canonical_floats, canonical_json, canonical_json_text, parse_timestamptz
 from milvusdiff.types.spec import FieldSpec
 
-TYPE_METADATA_KEY = b"milvusdiff.type"
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 SPARSE_TYPE = pa.struct([("indices", pa.list_(pa.uint32())), ("values", pa.list_(pa.float32()))])
 
@@ -665,7 +665,7 @@ def rule(spec: FieldSpec) -> TypeRule:
 
 def arrow_field(spec: FieldSpec) -> pa.Field:
     """The snapshot column of a field, tagged with its Milvus type so readers know what a column was."""
-    return pa.field(spec.name, rule(spec).arrow(spec), nullable=True, metadata={TYPE_METADATA_KEY: spec.type})
+    return pa.field(spec.name, rule(spec).arrow(spec), nullable=True, metadata={TYPE_META: spec.type})
 
 
 def validate_field(spec: FieldSpec) -> None:

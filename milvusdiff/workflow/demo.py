@@ -51,6 +51,7 @@ def run_demo(
     threads: int = 2,
     seed: int = 7,
     out: str | Path | None = None,
+    overwrite: bool = False,
     progress: bool = False,
     say: Callable[[str], None] = print,
 ) -> DemoRun:
@@ -84,6 +85,6 @@ def run_demo(
 
     clock = time.perf_counter()
     say("4. validating: export Milvus, PostgreSQL and the journal, compare, arbitrate")
-    run.result = validate(collection, out=out, settings=settings, quiet=not progress)
+    run.result = validate(collection, out=out, overwrite=overwrite, settings=settings, quiet=not progress)
     run.seconds["validate"] = time.perf_counter() - clock
     return run

@@ -23,9 +23,10 @@ from pymilvus import MilvusClient
 from milvusdiff.client.shadow import ShadowClient
 from milvusdiff.errors import MilvusDiffError
 from milvusdiff.services.journal import KeyState
+from milvusdiff.snapshot_format import PARTITION_COLUMN
 from milvusdiff.types.convert import table_to_rows
 from milvusdiff.types.digest import row_digests
-from milvusdiff.types.spec import PARTITION_COLUMN, CollectionSpec
+from milvusdiff.types.spec import CollectionSpec
 from milvusdiff.workflow.adopt import adopt_unkeyed_rows
 from milvusdiff.workflow.fetch import milvus_rows
 

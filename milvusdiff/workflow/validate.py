@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from milvusdiff.compare.result import CompareResult
 from milvusdiff.config import Settings
-from milvusdiff.errors import SnapshotError
 
 if TYPE_CHECKING:
     from milvusdiff.export.manifest import Manifest
@@ -66,24 +65,20 @@ def validate(
     settings: Settings | None = None,
     quiet: bool = True,
     batch_size: int | None = None,
+    overwrite: bool = False,
     **compare_options: Any,
 ) -> ValidateResult:
     """Export the three stores of `collection` and compare Milvus (A) with PostgreSQL (B)."""
     from milvusdiff.compare.api import diff_into, make_options
     from milvusdiff.compare.report import write_outputs
     from milvusdiff.export import export_collection
-    from milvusdiff.export.staging import check_destination
+    from milvusdiff.export.staging import Staging
     from milvusdiff.workflow.adopt import adopt_for_validate
 
     settings = settings or Settings.resolve()
     target = Path(out) if out is not None else default_out(settings, collection)
-    if target.exists():
-        raise SnapshotError(f"output directory {target} already exists: choose another `out` or remove it")
-    check_destination(target, overwrite=False)
-    try:
-        building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    except OSError as exc:
-        raise SnapshotError(f"cannot write in the output directory {target.parent}: {exc.strerror or exc}") from exc
+    staging = Staging(target, directory=True, overwrite=overwrite, kind="validate", durable=False, settings=settings)
+    building = staging.path
     try:
         snapshots = building / "snapshots"
         export_options: dict[str, Any] = {"settings": settings, "quiet": quiet}
@@ -92,7 +87,7 @@ def validate(
         adopt_for_validate(collection, settings)  # rows of auto_id inserts in doubt: IN_DOUBT, not unknown
         manifest = export_collection(collection, source="all", out=snapshots, **export_options)
         options = make_options(journal=snapshots / "journal", three_way=True, **compare_options)
-        scratch = Path(tempfile.mkdtemp(prefix=".scratch-", dir=options.temp_dir or building))
+        scratch = Path(tempfile.mkdtemp(prefix=".scratch-", dir=options.temp_dir or staging.scratch))
         try:
             summary, sample = diff_into(snapshots / "milvus", snapshots / "pg", options, building, scratch)
         finally:
@@ -101,8 +96,8 @@ def validate(
         summary = replace(summary, store_warnings=_store_warnings(manifest, collection))
         summary = summary.relocated(str(building), str(target))
         write_outputs(building, summary, sample)
-        building.rename(target)
+        staging.publish()
     except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
+        staging.discard()
         raise
     return ValidateResult(summary, target)

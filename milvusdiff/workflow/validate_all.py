@@ -16,6 +16,7 @@ from typing import Any
 
 from milvusdiff.ci.gate import GateCase, result_case, trouble_case
 from milvusdiff.config import Settings
+from milvusdiff.destination import guard, write_marker
 from milvusdiff.errors import MilvusDiffError, first_line
 
 INDEX_JSON = "index.json"
@@ -59,21 +60,28 @@ def validate_all(
     settings: Settings | None = None,
     quiet: bool = True,
     progress: Callable[[int, int, GateCase], None] | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> ValidateAllResult:
-    """Validate `collections` (default: every collection the journal knows) into `out/<collection>`."""
+    """Validate `collections` (default: every collection the journal knows) into `out/<collection>`.
+
+    `out` follows the one output rule (milvusdiff.destination); with `overwrite`, an earlier validate-all
+    output there is written over, collection by collection. Its marker is written last, with the index.
+    """
     settings = settings or Settings.resolve()
     root = Path(out)
+    guard(root, kind="validate-all", overwrite=overwrite, settings=settings)
     names = list(collections) if collections is not None else journal_collections(settings)
     root.mkdir(parents=True, exist_ok=True)
     cases: list[GateCase] = []
     for number, name in enumerate(names, start=1):
-        case = validate_one(name, root / name, settings, quiet, **options)
+        case = validate_one(name, root / name, settings, quiet, overwrite=overwrite, **options)
         cases.append(case)
         if progress is not None:
             progress(number, len(names), case)
     result = ValidateAllResult(cases, root)
     _write_index(result)
+    write_marker(root, "validate-all")
     return result
 
 

@@ -30,8 +30,9 @@ from milvusdiff.errors import ConfigError, MilvusDiffError, SchemaError, first_l
 from milvusdiff.services.milvus import key_in_filter, milvus_client_kwargs
 from milvusdiff.services.pg import ShadowStore
 from milvusdiff.services.pg_target import resolve_pg_conn
+from milvusdiff.snapshot_format import PARTITION_COLUMN
 from milvusdiff.types.convert import rows_to_table, table_to_rows
-from milvusdiff.types.spec import DEFAULT_PARTITION, PARTITION_COLUMN, CollectionSpec, FieldSpec
+from milvusdiff.types.spec import DEFAULT_PARTITION, CollectionSpec, FieldSpec
 from milvusdiff.types.typemap import VECTOR_TYPES
 from milvusdiff.workflow import fetch
 from milvusdiff.workload import tamper

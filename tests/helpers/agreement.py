@@ -20,9 +20,10 @@ from pymilvus import MilvusClient
 from milvusdiff.client.shadow import ShadowClient
 from milvusdiff.services.journal import STATE_SCHEMA_FIELDS, Journal
 from milvusdiff.services.pg import ShadowStore
+from milvusdiff.snapshot_format import META_COLUMN, PARTITION_COLUMN
 from milvusdiff.types.convert import rows_to_table, snapshot_schema
 from milvusdiff.types.digest import row_digests
-from milvusdiff.types.spec import META_COLUMN, PARTITION_COLUMN, CollectionSpec, FieldSpec
+from milvusdiff.types.spec import CollectionSpec, FieldSpec
 from milvusdiff.types.typemap import coerce_pg_column
 
 QUERY_BATCH = 1000

@@ -11,7 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from milvusdiff.export.tables import write_table_snapshot
-from milvusdiff.types.spec import PARTITION_COLUMN, CollectionSpec
+from milvusdiff.snapshot_format import PARTITION_COLUMN
+from milvusdiff.types.spec import CollectionSpec
 
 
 def write_bucketed(

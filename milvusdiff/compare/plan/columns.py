@@ -9,7 +9,7 @@ from milvusdiff.compare.options import CompareOptions
 from milvusdiff.compare.plan.kinds import Kind, family, is_vector, kind_of, plain
 from milvusdiff.compare.plan.model import Column, KeyColumn, Plan
 from milvusdiff.errors import CompareError
-from milvusdiff.types.spec import DIGEST_COLUMN
+from milvusdiff.snapshot_format import DIGEST_COLUMN
 
 
 def build_columns(side_a: Side, side_b: Side, keys: tuple[KeyColumn, ...], options: CompareOptions) -> Plan:

@@ -9,9 +9,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from milvusdiff.compare.comparator import Kind, is_list
-
-TYPE_META = b"milvusdiff.type"
-DYNAMIC_FIELD = "$meta"
+from milvusdiff.snapshot_format import META_COLUMN, TYPE_META
 
 
 def milvus_type(field: pa.Field) -> str | None:
@@ -81,7 +79,7 @@ def kind_of(field_a: pa.Field, field_b: pa.Field, as_json: bool = False) -> Kind
     if (
         as_json
         or "JSON" in (milvus_type(field_a), milvus_type(field_b))
-        or field_a.name == DYNAMIC_FIELD
+        or field_a.name == META_COLUMN
         or any(is_json_type(f.type) for f in (field_a, field_b))
     ):
         return Kind.JSON

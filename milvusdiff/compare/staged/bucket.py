@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from milvusdiff.types.spec import DIGEST_COLUMN, PARTITION_COLUMN
+from milvusdiff.snapshot_format import DIGEST_COLUMN, PARTITION_COLUMN
 
 _K, _D, _P = "k", "d", "p"
 _database: tuple[int, duckdb.DuckDBPyConnection] | None = None

@@ -17,8 +17,8 @@ from typing import Any
 from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.options import CompareOptions
 from milvusdiff.compare.plan import Plan
+from milvusdiff.snapshot_format import DIGEST_COLUMN, PARTITION_COLUMN
 from milvusdiff.types.buckets import HASH_NAME
-from milvusdiff.types.spec import DIGEST_COLUMN, PARTITION_COLUMN
 
 
 @dataclass(frozen=True)

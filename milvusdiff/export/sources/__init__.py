@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from milvusdiff.config import Settings
-from milvusdiff.export.manifest import SOURCE_METADATA_KEY
+from milvusdiff.snapshot_format import SOURCE_META
 from milvusdiff.types.spec import CollectionSpec
 
 SOURCES = ("milvus", "pg", "journal")
@@ -60,7 +60,7 @@ class Reading(Protocol):
 
 def tag_source(schema: pa.Schema, kind: str) -> pa.Schema:
     """Every snapshot file says which store it came from (`milvusdiff.source`)."""
-    return schema.with_metadata({**(schema.metadata or {}), SOURCE_METADATA_KEY: kind.encode()})
+    return schema.with_metadata({**(schema.metadata or {}), SOURCE_META: kind.encode()})
 
 
 def open_source(

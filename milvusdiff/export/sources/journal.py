@@ -6,6 +6,7 @@ goes beside them (`oplog.parquet`) so a snapshot can explain how a key got its s
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from milvusdiff.config import Settings
 from milvusdiff.errors import SnapshotError
 from milvusdiff.export.sources import ExtraFile, ReadOptions, tag_source
 from milvusdiff.services.journal import COMPLETE_KEY, FORMAT_VERSION, FORMAT_VERSION_KEY, STATE_SCHEMA_FIELDS, Journal
-from milvusdiff.types.convert import KEY_METADATA_KEY
+from milvusdiff.snapshot_format import KEY_META, format_metadata
 from milvusdiff.types.digest import DIGEST_VERSION, DIGEST_VERSION_KEY
 from milvusdiff.types.typemap import TIMESTAMP_TYPE, arrow_field
 
@@ -60,8 +61,9 @@ class JournalReading:
         self.spec = spec
         self.key_field = arrow_field(spec.primary).remove_metadata()
         self.complete = journal.covers_creation(collection)
-        metadata = {
-            KEY_METADATA_KEY: f'["{spec.primary.name}"]'.encode(),
+        metadata: dict[bytes | str, bytes] = {
+            KEY_META: json.dumps([spec.primary.name]).encode(),
+            **format_metadata(),
             FORMAT_VERSION_KEY: str(FORMAT_VERSION).encode(),
             DIGEST_VERSION_KEY: str(DIGEST_VERSION).encode(),
             COMPLETE_KEY: b"true" if self.complete else b"false",

@@ -23,8 +23,9 @@ from milvusdiff.errors import SnapshotError, first_line
 from milvusdiff.export.sources import ExtraFile, ReadOptions, tag_source
 from milvusdiff.services.pg import ShadowStore, adbc_connect
 from milvusdiff.services.pg_target import resolve_pg_conn
+from milvusdiff.snapshot_format import META_COLUMN, PARTITION_COLUMN
 from milvusdiff.types.convert import snapshot_schema
-from milvusdiff.types.spec import META_COLUMN, PARTITION_COLUMN, FieldSpec
+from milvusdiff.types.spec import FieldSpec
 from milvusdiff.types.typemap import coerce_pg_column
 
 _META_FIELD = FieldSpec(name=META_COLUMN, type="JSON", nullable=True)

