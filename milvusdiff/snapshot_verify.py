@@ -194,28 +194,42 @@ def _verify_chunk(fd: int, start: int, length: int) -> str | None:
     return None
 
 
+def _leaves(arrow_type: Any) -> int:
+    """How many Parquet leaf columns an Arrow type is stored as."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(arrow_type):
+        return sum(_leaves(arrow_type.field(i).type) for i in range(arrow_type.num_fields))
+    if pa.types.is_map(arrow_type):
+        return _leaves(arrow_type.key_type) + _leaves(arrow_type.item_type)
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type):
+        return _leaves(arrow_type.value_type)
+    return 1
+
+
 def _verify_file(path: Path, columns: Iterable[str] | None, label: str | None) -> None:
     import pyarrow.parquet as pq
 
-    metadata = pq.ParquetFile(path).metadata
+    parquet = pq.ParquetFile(path)
+    metadata = parquet.metadata
+    # Leaf column -> its top-level column (dotted paths are ambiguous when a name holds a dot).
+    owner = [f.name for f in parquet.schema_arrow for _ in range(_leaves(f.type))]
     wanted = None if columns is None else set(columns)
     fd = os.open(path, os.O_RDONLY)
     try:
         for group in range(metadata.num_row_groups):
             row_group = metadata.row_group(group)
             for index in range(row_group.num_columns):
-                chunk = row_group.column(index)
-                if wanted is not None and chunk.path_in_schema.split(".")[0] not in wanted:
+                if wanted is not None and owner[index] not in wanted:
                     continue
+                chunk = row_group.column(index)
                 start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
                 try:
                     problem = _verify_chunk(fd, start, chunk.total_compressed_size)
                 except (ValueError, IndexError, OSError) as exc:
                     problem = f"unreadable page headers ({exc})"
                 if problem is not None:
-                    raise SnapshotError(
-                        f"{_where(label, path)}: column {chunk.path_in_schema!r}, row group {group}: {problem}"
-                    )
+                    raise SnapshotError(f"{_where(label, path)}: column {owner[index]!r}, row group {group}: {problem}")
     finally:
         os.close(fd)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from milvusdiff.cli.main import connection_options, overwrite_option, settings_from_options
+from milvusdiff.cli.main import connection_options, overwrite_option, quiet_requested, settings_from_options
 
 _NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "analyze_diff.ipynb"
 
@@ -52,7 +52,7 @@ def demo_command(
         seed=seed,
         out=out,
         overwrite=overwrite,
-        progress=sys.stderr.isatty(),
+        progress=sys.stderr.isatty() and not quiet_requested(),
         say=click.echo,
     )
     assert run.result is not None

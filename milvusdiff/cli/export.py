@@ -50,7 +50,7 @@ from milvusdiff.cli.main import EXIT_SAME, cli, connection_options, overwrite_op
     show_default=True,
     help="Flush the snapshot to disk before publishing it, so that it survives a crash of the machine.",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar (there is none anyway when stderr is not a terminal).")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors (no progress bar either).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a summary line.")
 @connection_options
 def export_command(

@@ -7,6 +7,8 @@ group, the options every command shares, and the mapping of errors to exit codes
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import sys
@@ -34,6 +36,7 @@ EXIT_TROUBLE = 2
 
 class _State:
     debug = False
+    quiet = False
 
 
 _LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)
@@ -59,7 +62,13 @@ def _set_log_level(_: click.Context, __: click.Parameter, value: str | None) -> 
 
 def _set_quiet(_: click.Context, __: click.Parameter, value: bool) -> None:
     if value:
+        _State.quiet = True
         _configure_logging("ERROR")
+
+
+def quiet_requested() -> bool:
+    """--quiet was given: no progress bars either (main() already silences stdout)."""
+    return _State.quiet
 
 
 def _common_options(command: click.Command) -> None:
@@ -75,7 +84,13 @@ def _common_options(command: click.Command) -> None:
         )
     if "quiet" not in names:
         command.params.append(
-            click.Option(["--quiet"], is_flag=True, expose_value=False, callback=_set_quiet, help="Only errors.")
+            click.Option(
+                ["--quiet"],
+                is_flag=True,
+                expose_value=False,
+                callback=_set_quiet,
+                help="Print nothing but errors; the exit code tells the result.",
+            )
         )
 
 
@@ -181,9 +196,15 @@ def main(argv: list[str] | None = None) -> None:
     _register_commands()
     args = argv if argv is not None else sys.argv[1:]
     debug = "--debug" in args
+    # --quiet: nothing but errors (stderr); the exit code tells the result. Every command prints through
+    # sys.stdout (click.echo, rich), so one redirect covers them all, present and future.
+    quiet = "--quiet" in args
+    if quiet:
+        _configure_logging("ERROR")
     try:
-        # Without standalone mode click returns a command's ctx.exit(code) instead of exiting.
-        returned = cli.main(args=argv, prog_name="milvusdiff", standalone_mode=False)
+        with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+            # Without standalone mode click returns a command's ctx.exit(code) instead of exiting.
+            returned = cli.main(args=argv, prog_name="milvusdiff", standalone_mode=False)
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_TROUBLE)

@@ -23,7 +23,7 @@ from milvusdiff.config import Settings
 @click.option("--rtol", type=float, default=0.0, show_default=True, help="Relative float tolerance (of |b|).")
 @click.option("--max-diffs", type=int, help="Stop after N differing keys; counts become lower bounds.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors (no progress bars either).")
 @click.option("--junit-xml", type=click.Path(path_type=Path), help="Also write the outcome as JUnit XML here (for CI).")
 @click.option("--show", type=click.IntRange(min=0), default=10, show_default=True, help="Differing keys printed.")
 @connection_options

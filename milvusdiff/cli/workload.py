@@ -53,7 +53,7 @@ class _PeriodicValidate:
 )
 @click.option("--validate-every", type=float, help="Pause writers and validate every S seconds, and at the end.")
 @click.option("--drop-existing", is_flag=True, help="Replace the collection if it exists.")
-@click.option("--quiet", is_flag=True, help="No progress bar (there is none anyway when stderr is not a terminal).")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors (no progress bar either).")
 @connection_options
 def workload_command(
     schema: str,

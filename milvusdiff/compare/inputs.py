@@ -52,7 +52,7 @@ class Side:
 def open_side(path: str | Path, label: str) -> Side:
     path = Path(path)
     files, manifest = snapshot_parts(path, label)
-    schema, rows = _read_footers(files, label)
+    schema, rows = read_footers(files, label)
     if manifest is not None:
         check_rows(files, rows, manifest, label)
     meta = schema.metadata or {}
@@ -72,7 +72,7 @@ def snapshot_parts(path: Path, label: str) -> tuple[tuple[Path, ...], dict[str, 
         try:
             meta = pq.read_schema(path).metadata or {}
         except (OSError, pa.ArrowException):
-            meta = {}  # _read_footers says why
+            meta = {}  # read_footers says why
         if MANIFEST_META in meta:
             manifest = _load_json(meta[MANIFEST_META].decode(), f"{path} metadata")
             check_format(manifest.get(MANIFEST_FORMAT_FIELD), f"input {label.upper()}: {path}")
@@ -109,7 +109,7 @@ def _refuse_other_formats(path: Path, label: str) -> None:
         )
 
 
-def _read_footers(files: tuple[Path, ...], label: str) -> tuple[pa.Schema, list[int]]:
+def read_footers(files: tuple[Path, ...], label: str) -> tuple[pa.Schema, list[int]]:
     """All parts must share one schema: a snapshot whose parts disagree is not one table."""
     schema: pa.Schema | None = None
     rows: list[int] = []

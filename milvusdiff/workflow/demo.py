@@ -17,6 +17,7 @@ from typing import Any
 
 from milvusdiff.client.shadow import ShadowClient
 from milvusdiff.config import Settings
+from milvusdiff.destination import guard
 from milvusdiff.workflow.validate import ValidateResult, validate
 
 DEMO_PRESET = "all_types"
@@ -59,6 +60,8 @@ def run_demo(
     from milvusdiff.workload.runner import run_workload
     from milvusdiff.workload.schemas import create_from_preset, load_preset
 
+    if out is not None:  # refuse a wrong --out now, not after the workload
+        guard(Path(out), kind="validate", overwrite=overwrite, settings=settings)
     clock = time.perf_counter()
     preset = _every_row_every_dynamic_key(load_preset(DEMO_PRESET))
     client = ShadowClient.from_settings(settings)

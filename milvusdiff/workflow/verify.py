@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
-from milvusdiff.compare.inputs import snapshot_parts
+from milvusdiff.compare.inputs import read_footers, snapshot_parts
 from milvusdiff.errors import SnapshotError
 from milvusdiff.snapshot_format import MANIFEST_NAME, PART_GLOB
 from milvusdiff.snapshot_verify import check_checksums, check_rows, verify_pages
@@ -39,7 +37,7 @@ def verify_snapshot(path: str | Path) -> Verified:
     data = list(files)
     if path.is_dir():
         data += [path / e["name"] for e in (manifest or {}).get("files", []) if not (path / e["name"]).match(PART_GLOB)]
-    rows = [pq.ParquetFile(f).metadata.num_rows for f in files]
+    _, rows = read_footers(files, "snapshot")
     if manifest is not None:
         check_rows(files, rows, manifest, "snapshot")
     verify_pages(data, None, "snapshot")

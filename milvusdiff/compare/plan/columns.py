@@ -80,3 +80,11 @@ def _check_named(options: CompareOptions, names_a: list[str], names_b: list[str]
         unknown = sorted(set(names) - known)
         if unknown:
             raise CompareError(f"{option}: no such column in either input: {', '.join(unknown)}")
+
+
+def check_rename(rename: dict[str, str], names_a: list[str], names_b: list[str]) -> None:
+    """`--map A_NAME=B_NAME` names a column on each side; a name that is not there is a mistake, not a difference."""
+    for a_name, b_name in rename.items():
+        for name, names, side in ((a_name, names_a, "A"), (b_name, names_b, "B")):
+            if name not in names:
+                raise CompareError(f"--map {a_name}={b_name}: no column {name!r} in {side}")

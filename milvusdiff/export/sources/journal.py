@@ -61,12 +61,12 @@ class JournalReading:
         self.spec = spec
         self.key_field = arrow_field(spec.primary).remove_metadata()
         self.complete = journal.covers_creation(collection)
-        metadata: dict[bytes | str, bytes] = {
+        metadata: dict[bytes, bytes] = {
             KEY_META: json.dumps([spec.primary.name]).encode(),
             **format_metadata(),
-            FORMAT_VERSION_KEY: str(FORMAT_VERSION).encode(),
-            DIGEST_VERSION_KEY: str(DIGEST_VERSION).encode(),
-            COMPLETE_KEY: b"true" if self.complete else b"false",
+            FORMAT_VERSION_KEY.encode(): str(FORMAT_VERSION).encode(),
+            DIGEST_VERSION_KEY.encode(): str(DIGEST_VERSION).encode(),
+            COMPLETE_KEY.encode(): b"true" if self.complete else b"false",
         }
         self.schema = tag_source(pa.schema([self.key_field, *STATE_SCHEMA_FIELDS], metadata=metadata), self.kind)
         self.states: Counter[str] = Counter()
