@@ -19,6 +19,7 @@ from test_compare_truth import SPEC, build_tables
 
 from milvusdiff.cli.main import main
 from milvusdiff.export.manifest import Manifest
+from milvusdiff.export.prepare import Batch
 from milvusdiff.export.writer import SnapshotWriter
 from milvusdiff.snapshot_format import FORMAT_META, FORMAT_VERSION, MANIFEST_META
 
@@ -46,7 +47,7 @@ def export_table(table: pa.Table, out: Path, source: str = "milvus") -> Path:
     schema = table.schema.with_metadata({**(table.schema.metadata or {}), b"milvusdiff.source": source.encode()})
     writer = SnapshotWriter(out, schema, "id", rows_per_part=ROWS_PER_PART)
     for start in range(0, table.num_rows, ROWS_PER_PART):
-        writer.write(table.slice(start, ROWS_PER_PART).replace_schema_metadata(schema.metadata))
+        writer.write(Batch(table.slice(start, ROWS_PER_PART).replace_schema_metadata(schema.metadata)))
     files, keys = writer.close_data()
     manifest = Manifest(
         source=source,
