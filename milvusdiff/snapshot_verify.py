@@ -15,7 +15,9 @@ file (exit 2).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import mmap
 import os
 import zlib
 from collections.abc import Iterable, Sequence
@@ -84,7 +86,7 @@ _SIZE_FIELD = 3  # PageHeader.compressed_page_size
 class _Compact:
     """Just enough of Thrift's compact protocol to read a Parquet PageHeader and skip what it does not need."""
 
-    def __init__(self, data: bytes, pos: int = 0) -> None:
+    def __init__(self, data: bytes | memoryview, pos: int = 0) -> None:
         self.data = data
         self.pos = pos
 
@@ -154,41 +156,36 @@ class _Compact:
                 self.skip(kind)
 
 
-def _page_header(fd: int, offset: int) -> tuple[int, int, int | None]:
+def _page_header(data: memoryview, offset: int) -> tuple[int, int, int | None]:
     """(header length, page data length, crc or None) of the page at `offset`."""
-    window = 256
-    while True:
-        data = os.pread(fd, window, offset)
-        reader = _Compact(data)
-        found: dict[int, int] = {}
+    reader = _Compact(data, offset)
+    found: dict[int, int] = {}
 
-        def want(field_id: int, kind: int, reader: _Compact = reader, found: dict[int, int] = found) -> bool:
-            if field_id in (_SIZE_FIELD, _CRC_FIELD) and kind == 5:
-                found[field_id] = reader.zigzag()
-                return True
-            return False
+    def want(field_id: int, kind: int) -> bool:
+        if field_id in (_SIZE_FIELD, _CRC_FIELD) and kind == 5:
+            found[field_id] = reader.zigzag()
+            return True
+        return False
 
-        try:
-            reader.struct(want)
-        except IndexError:
-            if len(data) < window:
-                raise ValueError("the file ends inside a page header") from None
-            window *= 4
-            continue
-        if _SIZE_FIELD not in found:
-            raise ValueError("a page header without its size")
-        return reader.pos, found[_SIZE_FIELD], found.get(_CRC_FIELD)
+    try:
+        reader.struct(want)
+    except IndexError:
+        raise ValueError("the file ends inside a page header") from None
+    if _SIZE_FIELD not in found:
+        raise ValueError("a page header without its size")
+    return reader.pos - offset, found[_SIZE_FIELD], found.get(_CRC_FIELD)
 
 
-def _verify_chunk(fd: int, start: int, length: int) -> str | None:
+def _verify_chunk(data: memoryview, start: int, length: int) -> str | None:
     """None when every page of the column chunk that carries a CRC matches it (a foreign file may carry none;
-    export writes one for every page); else what is wrong."""
+    export writes one for every page); else what is wrong. `data` maps the file: no copy, zlib reads the
+    page cache directly."""
     pos, end = start, start + length
     while pos < end:
-        header, size, crc = _page_header(fd, pos)
+        header, size, crc = _page_header(data, pos)
         if crc is not None:
-            data = os.pread(fd, size, pos + header)
-            if len(data) != size or zlib.crc32(data) & 0xFFFFFFFF != crc & 0xFFFFFFFF:
+            page = data[pos + header : pos + header + size]
+            if len(page) != size or zlib.crc32(page) & 0xFFFFFFFF != crc & 0xFFFFFFFF:
                 return f"page at byte {pos} does not match its checksum"
         pos += header + size
     return None
@@ -207,7 +204,8 @@ def _leaves(arrow_type: Any) -> int:
     return 1
 
 
-def _verify_file(path: Path, columns: Iterable[str] | None, label: str | None) -> None:
+def _chunks(path: Path, columns: Iterable[str] | None) -> list[tuple[str, int, int, int]]:
+    """(column, row group, start, length) of every column chunk of `columns` in the file."""
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path)
@@ -215,31 +213,45 @@ def _verify_file(path: Path, columns: Iterable[str] | None, label: str | None) -
     # Leaf column -> its top-level column (dotted paths are ambiguous when a name holds a dot).
     owner = [f.name for f in parquet.schema_arrow for _ in range(_leaves(f.type))]
     wanted = None if columns is None else set(columns)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        for group in range(metadata.num_row_groups):
-            row_group = metadata.row_group(group)
-            for index in range(row_group.num_columns):
-                if wanted is not None and owner[index] not in wanted:
-                    continue
+    found = []
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for index in range(row_group.num_columns):
+            if wanted is None or owner[index] in wanted:
                 chunk = row_group.column(index)
                 start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
-                try:
-                    problem = _verify_chunk(fd, start, chunk.total_compressed_size)
-                except (ValueError, IndexError, OSError) as exc:
-                    problem = f"unreadable page headers ({exc})"
-                if problem is not None:
-                    raise SnapshotError(f"{_where(label, path)}: column {owner[index]!r}, row group {group}: {problem}")
-    finally:
-        os.close(fd)
+                found.append((owner[index], group, start, chunk.total_compressed_size))
+    return found
+
+
+def _verify_some(path: Path, data: memoryview, chunks: list[tuple[str, int, int, int]], label: str | None) -> None:
+    for column, group, start, length in chunks:
+        try:
+            problem = _verify_chunk(data, start, length)
+        except (ValueError, IndexError) as exc:
+            problem = f"unreadable page headers ({exc})"
+        if problem is not None:
+            raise SnapshotError(f"{_where(label, path)}: column {column!r}, row group {group}: {problem}")
 
 
 def verify_pages(files: Sequence[Path], columns: Iterable[str] | None = None, label: str | None = None) -> None:
-    """Check the page checksums of `columns` (all when None) in every file, files in parallel."""
+    """Check the page checksums of `columns` (all when None) in every file: column chunks in parallel
+    (zlib's CRC releases the GIL), each file mapped once."""
     names = None if columns is None else tuple(columns)
-    with ThreadPoolExecutor(max_workers=min(len(files), os.cpu_count() or 1) or 1) as pool:
-        for done in [pool.submit(_verify_file, f, names, label) for f in files]:
-            done.result()
+    workers = os.cpu_count() or 1
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(max_workers=workers) as pool:
+        jobs = []
+        for path in files:
+            chunks = _chunks(path, names)
+            if not chunks:
+                continue
+            with path.open("rb") as handle:
+                mapped = stack.enter_context(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+            data = stack.enter_context(memoryview(mapped))
+            for share in range(workers):
+                jobs.append(pool.submit(_verify_some, path, data, chunks[share::workers], label))
+        for job in jobs:
+            job.result()
 
 
 # -- full verification -------------------------------------------------------------------------------

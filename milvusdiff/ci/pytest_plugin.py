@@ -96,7 +96,9 @@ def _validate(config: pytest.Config, settings: Settings, collections: list[str],
 
     if not collections:
         return []
-    return validate_all(_out_root(config, settings, label), collections=collections, settings=settings).cases
+    # A rerun into the same --milvusdiff-out replaces that earlier run's output (and only such an output).
+    root = _out_root(config, settings, label)
+    return validate_all(root, collections=collections, settings=settings, overwrite=True).cases
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from milvusdiff.errors import SnapshotError
 from milvusdiff.snapshot_format import (
+    DIGEST_COLUMN,
     FORMAT_META,
     KEY_META,
     MANIFEST_FORMAT_FIELD,
@@ -147,6 +148,10 @@ def _load_json(text: str, where: str) -> Any:
 
 
 def verify_read(plan: Plan, side_a: Side, side_b: Side) -> None:
-    """The page checksums of exactly the columns the engines will read, on both sides."""
-    verify_pages(side_a.files, [*(k.name for k in plan.keys), *(c.name for c in plan.columns)], "a")
-    verify_pages(side_b.files, [*(k.b_name for k in plan.keys), *(c.b_name for c in plan.columns)], "b")
+    """The page checksums of exactly the columns the engines and arbitration will read, on both sides."""
+    for side, names in (
+        (side_a, [*(k.name for k in plan.keys), *(c.name for c in plan.columns)]),
+        (side_b, [*(k.b_name for k in plan.keys), *(c.b_name for c in plan.columns)]),
+    ):
+        digest = [DIGEST_COLUMN] if DIGEST_COLUMN in side.schema.names else []
+        verify_pages(side.files, [*names, *digest], side.label)
