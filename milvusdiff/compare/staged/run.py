@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from milvusdiff.compare.inputs import Side
+from milvusdiff.compare.inputs import Side, verify_read
 from milvusdiff.compare.options import CompareOptions
 from milvusdiff.compare.plan import Plan
 from milvusdiff.compare.staged.bucket import BucketJob, BucketOutcome, empty_file, settle_bucket
@@ -82,6 +82,12 @@ def reduce_sides(side_a: Side, side_b: Side, plan: Plan, options: CompareOptions
     layout = co_partitioned(side_a, side_b, plan, options)
     if isinstance(layout, str):
         return layout
+    unsettled = layout.unsettled
+    verify_read(  # the page checksums of the buckets about to be read, and only those
+        plan,
+        dataclasses.replace(side_a, files=tuple(f for b in unsettled for f in layout.files_a[b])),
+        dataclasses.replace(side_b, files=tuple(f for b in unsettled for f in layout.files_b[b])),
+    )
     root = scratch / "staged"
     for label in ("a", "b"):
         (root / label).mkdir(parents=True, exist_ok=True)
