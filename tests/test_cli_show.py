@@ -70,7 +70,7 @@ def test_validate_prints_keys_with_verdicts(
     monkeypatch.setenv("MILVUS_URI", settings.milvus_uri)
     monkeypatch.setenv("PG_CONN", settings.pg_conn)
     monkeypatch.setenv("MILVUSDIFF_JOURNAL", str(settings.journal_path))
-    argv = ["validate", "--collection", "shop", "--out", str(tmp_path / "run"), "--quiet"]
+    argv = ["validate", "--collection", "shop", "--out", str(tmp_path / "run")]
     code, out = run(argv, capsys, monkeypatch)
     assert code == 1
     rows = key_lines(out)
