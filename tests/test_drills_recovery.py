@@ -205,17 +205,15 @@ def test_auto_id_insert_killed_in_flight_is_in_doubt_and_settled_from_milvus(
     create_auto_collection(settings, 5)
     run_parked_and_kill(settings, AUTO_WRITER, "40", pid_namespace=False)
 
-    with Journal(settings.journal_path) as journal:
-        assert len(journal.recovered) == 1
-        op = journal.op(journal.recovered[0])
-        assert op is not None and op["status"] == "in_doubt" and op["auto_id"] is True
-        assert op["n_rows"] == 40 and op["n_keys"] == 0  # Milvus never told the writer the keys
-
     release_lite(settings)
-    result = validate(AUTO, out=tmp_path / "v1", settings=settings)
+    result = validate(AUTO, out=tmp_path / "v1", settings=settings)  # the first to open the journal since the kill
     diff = pq.read_table(result.out / "diff.parquet", columns=["id", "class", "verdict"]).to_pylist()
     assert len(diff) == 40 and {(r["class"], r["verdict"]) for r in diff} == {("only_a", "in_doubt")}
     assert result.exit_code == 1
+    with Journal(settings.journal_path, readonly=True) as journal:
+        (op,) = [op for op in journal.iter_ops(AUTO) if op["status"] == "in_doubt"]
+        assert op["auto_id"] is True and op["n_rows"] == 40  # recorded at intent time, before Milvus was called
+        assert op["adopted_rows"] == 40 and op["n_keys"] == 40  # the rows Milvus holds, found by their digests
     adopted = sorted(r["id"] for r in diff)
 
     done = cli(settings, "repair", "--collection", AUTO, "--from", "journal", "--format", "json")

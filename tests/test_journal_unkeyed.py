@@ -18,6 +18,11 @@ def test_unkeyed_digests_outlive_only_an_unknown_outcome(journal_path: Path) -> 
         journal.attach_keys(answered, [7], [D2])
         journal.commit(answered)
         journal.mark_in_doubt(journal.begin_unkeyed("other", [D1]), "timeout")
+        assert not journal.unkeyed_outstanding("third")
+        pending = journal.begin_unkeyed("third", [D1])  # in flight (or its writer died): outstanding too
+        assert journal.unkeyed_outstanding("third") and journal.unkeyed_in_doubt("third") == {}
+        journal.fail(pending, "rejected")
+        assert not journal.unkeyed_outstanding("third")
 
         assert journal.unkeyed_in_doubt("c") == {doubtful: [D1, D2, D1]}
         op = journal.op(doubtful)

@@ -483,6 +483,20 @@ class Journal:
                     found[seq] = [v[i : i + 16] for i in range(0, len(v), 16)]
         return found
 
+    def unkeyed_outstanding(self, collection: str) -> bool:
+        """Whether an auto_id insert of `collection` holds rows with no known key: settled in doubt, or still
+        pending (its writer may have died; recovery, in a writable open, will tell). Read-only."""
+        with self._txn() as txn:
+            if self.unkeyed_in_doubt(collection, txn):
+                return True
+            with txn.cursor(db=self._intents) as cur:
+                for raw_seq, raw_intent in cur:
+                    record = json.loads(txn.get(raw_seq, default=b"{}", db=self._ops))
+                    unkeyed = record.get("auto_id") and not _unpack_intent(raw_intent)[0]
+                    if unkeyed and record.get("collection") == collection:
+                        return True
+        return False
+
     def adopt_unkeyed(self, seq: int, keys: Sequence[Key], digests: Sequence[bytes]) -> None:
         """The rows Milvus holds that match in-doubt auto_id insert `seq` (found by their digests without key)
         are its rows: their keys become IN_DOUBT with these digests, for repair to settle like any other write

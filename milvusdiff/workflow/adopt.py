@@ -30,15 +30,16 @@ _KEY_BATCH = 16384  # Milvus' largest query result
 
 
 def adopt_for_validate(collection: str, settings: Settings) -> int:
-    """adopt_unkeyed_rows before validate exports the journal; nothing is opened but the journal when no
-    auto_id insert of the collection is outstanding."""
+    """adopt_unkeyed_rows before validate exports the journal. The journal is only read unless an auto_id insert
+    of the collection has rows with no known key, settled in doubt or still pending (a killed writer's intent is
+    settled by the recovery of the writable open that follows); only then is Milvus read."""
     from milvusdiff.export.sources.milvus import connect
 
     if not (settings.journal_path / "data.mdb").exists():
         return 0
     with Journal(settings.journal_path, readonly=True) as reader:  # the usual case changes nothing on disk
         spec = reader.collection_spec(collection)
-        if spec is None or not reader.unkeyed_in_doubt(collection):
+        if spec is None or not reader.unkeyed_outstanding(collection):
             return 0
     with Journal(settings.journal_path) as journal:
         client = connect(settings)
