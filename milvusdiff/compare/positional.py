@@ -116,7 +116,10 @@ def load_bytes(plan: Plan, side: Side, label: str) -> int:
     total = 0
     for file in side.files:
         meta = pq.ParquetFile(file).metadata
-        leaves = [j for j in range(meta.num_columns) if meta.schema.column(j).path.split(".")[0] in wanted]
+        paths = [meta.schema.column(j).path for j in range(meta.num_columns)]
+        # A leaf belongs to a column when its path is the name or starts with it (nested), which may count a
+        # few bytes too many for names with dots: the estimate errs towards the SQL path.
+        leaves = [j for j, path in enumerate(paths) if any(path == n or path.startswith(n + ".") for n in wanted)]
         for group in range(meta.num_row_groups):
             total += sum(meta.row_group(group).column(j).total_uncompressed_size for j in leaves)
     return total
