@@ -216,7 +216,8 @@ class _Column:
                     pa.FixedSizeListArray.from_arrays(pa.array(self.matrix[: self.filled].reshape(-1)), type=self.type)
                 ]
                 self.matrix = None
-            self.parts.append(array)
+            # A copy: an array DuckDB exported keeps its whole batch alive, the wide columns included.
+            self.parts.append(pa.concat_arrays([array]))
         self.filled += len(array)
 
     def finish(self) -> None:
