@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from milvusdiff.compare.api import compare, make_options
-    from milvusdiff.compare.options import CompareOptions, Tolerance
+    from milvusdiff.compare.comparator import Tolerance
+    from milvusdiff.compare.options import CompareOptions
     from milvusdiff.compare.result import CompareResult
 
 _EXPORTS = {
     "compare": "milvusdiff.compare.api",
     "make_options": "milvusdiff.compare.api",
     "CompareOptions": "milvusdiff.compare.options",
-    "Tolerance": "milvusdiff.compare.options",
+    "Tolerance": "milvusdiff.compare.comparator",
     "CompareResult": "milvusdiff.compare.result",
 }
 
