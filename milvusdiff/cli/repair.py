@@ -42,7 +42,8 @@ def repair_command(
     Without --keys, the keys are those the journal holds as IN_DOUBT or pg_missing, plus those the
     latest `validate` of the collection found different (or the run named by --diff). With
     --from journal each key follows what was written: the store holding that row wins, a deleted
-    key is deleted everywhere, an in-doubt key is settled by what Milvus holds.
+    key is deleted everywhere, an in-doubt key is settled by what Milvus holds. The Milvus rows of an
+    auto_id insert in doubt (keys never returned) are found by their digests and count as in-doubt keys.
 
     \b
     Examples:
