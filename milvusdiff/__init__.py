@@ -48,6 +48,7 @@ from milvusdiff.errors import (
     JournalError,
     MilvusDiffError,
     SchemaError,
+    ShadowUnsupportedError,
     SnapshotError,
     SyncError,
 )
@@ -193,6 +194,7 @@ __all__ = [
     "SchemaError",
     "Settings",
     "ShadowClient",
+    "ShadowUnsupportedError",
     "SnapshotError",
     "Summary",
     "SyncError",

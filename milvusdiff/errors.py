@@ -32,6 +32,13 @@ class InDoubtError(SyncError):
     """
 
 
+class ShadowUnsupportedError(MilvusDiffError):
+    """A ShadowClient method that would change rows or schema in a way the shadow cannot mirror exactly yet.
+
+    Raised before Milvus is touched, so nothing diverges: the message names the method and why.
+    """
+
+
 class SnapshotError(MilvusDiffError):
     """A snapshot could not be written, or an input is not a readable snapshot."""
 

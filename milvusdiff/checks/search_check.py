@@ -242,7 +242,7 @@ def _flag(
     """Returned keys that are not candidates: deleted, absent from the shadow, or excluded by the filter."""
     stored = set(candidates.lookup(outside, filtered=False).column(0).to_pylist())
     missing = [key for key in outside if key not in stored]
-    states = _journal_states(settings, stores.spec.name, missing)
+    states = _journal_states(settings, stores.shadow.database, stores.spec.name, missing)
     queries_of: dict[Any, list[int]] = {}
     for q, hits in enumerate(returned):
         for key, _ in hits:
@@ -262,11 +262,11 @@ def _flag(
     }
 
 
-def _journal_states(settings: Settings, collection: str, keys: list[Any]) -> dict[Any, str]:
+def _journal_states(settings: Settings, database: str | None, collection: str, keys: list[Any]) -> dict[Any, str]:
     """What the journal last recorded for these keys (nothing when there is no journal)."""
     if not keys or not (settings.journal_path / "data.mdb").exists():
         return {}
-    with Journal(settings.journal_path, readonly=True) as journal:
+    with Journal(settings.journal_path, readonly=True, database=database) as journal:
         return {key: state.state for key, state in journal.states(collection, keys).items()}
 
 

@@ -21,6 +21,7 @@ from milvusdiff.config import Settings
 from milvusdiff.errors import CheckError, first_line
 from milvusdiff.export.sources.milvus import connect
 from milvusdiff.filters.columns import ColumnType
+from milvusdiff.services.milvus import resolve_collection, shadow_database
 from milvusdiff.services.pg import ShadowStore, adbc_connect
 from milvusdiff.services.pg_target import resolve_pg_conn
 from milvusdiff.types.spec import DEFAULT_PARTITION, CollectionSpec
@@ -63,14 +64,15 @@ def filter_columns(spec: CollectionSpec) -> dict[str, ColumnType]:
 
 @contextmanager
 def open_stores(collection: str, settings: Settings) -> Iterator[CheckStores]:
-    """Both stores of `collection`, the collection loaded in Milvus for the duration (and released
-    after if it was not loaded before)."""
-    shadow = ShadowStore(resolve_pg_conn(settings), max_connections=2)
+    """Both stores of `collection` (`db.collection`, or a bare name in the URI's database), the collection
+    loaded in Milvus for the duration (and released after if it was not loaded before)."""
+    database, collection = resolve_collection(settings, collection)
+    shadow = ShadowStore(resolve_pg_conn(settings), max_connections=2, database=shadow_database(settings, database))
     try:
         spec = shadow.spec(collection)
         if spec is None:
             raise CheckError(f"collection {collection!r} has no shadow table: it was not created through ShadowClient")
-        client = connect(settings)
+        client = connect(settings, database)
         try:
             if not client.has_collection(collection):
                 raise CheckError(f"collection {collection!r} does not exist in Milvus")

@@ -51,18 +51,20 @@ def repair_command(
       milvusdiff repair --collection products --from milvus --keys 17,42
     """
     from milvusdiff.client.shadow import ShadowClient
+    from milvusdiff.services.milvus import resolve_collection
     from milvusdiff.workflow.repair import latest_run, repair
     from milvusdiff.workflow.validate import runs_dir
 
     settings = settings_from_options(**connection)
-    client = ShadowClient.from_settings(settings)
+    database, name = resolve_collection(settings, collection)
+    client = ShadowClient.from_settings(settings, db_name=database)
     try:
-        key_list = _parse_keys(keys, client.spec(collection).primary.type) if keys else None
+        key_list = _parse_keys(keys, client.spec(name).primary.type) if keys else None
         if key_list is None and diff is None:
             diff = latest_run(runs_dir(settings), collection)
         if key_list is None and fmt == "text":
             click.echo(f"keys: the journal's unsettled keys{f' and the differences found in {diff}' if diff else ''}")
-        report = repair(client, collection, source, key_list, diff=diff)
+        report = repair(client, name, source, key_list, diff=diff)
     finally:
         client.close()
     if fmt == "json":

@@ -13,7 +13,14 @@ If the process dies anywhere in between, the pending intent turns IN_DOUBT when 
 next opened. So the journal always knows what happened; nothing is lost silently.
 
 With auto_id the keys exist only once Milvus has answered, so steps 2 and 3 swap for inserts.
-Reads (query, search, get, iterators) are inherited untouched.
+Reads (query, search, get, iterators) are inherited untouched. Which methods are mirrored, refused
+(ShadowUnsupportedError, before Milvus is called) or passed through is listed in client/coverage.py.
+
+Databases: a shadow belongs to a (database, collection) pair (types.spec.shadow_name): the collections of
+the database the URI names keep bare names, those of any other are prefixed with it. The database of a
+call is its `db_name` keyword, else the client's (URI path, `db_name=`, use_database).
+Aliases: a write through an alias is resolved to the collection it points at (asked of Milvus) and sent
+to Milvus under that collection's name, so an alias moved meanwhile cannot make the stores disagree.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +37,30 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pymilvus import MilvusClient
+from pymilvus.client.call_context import CallContext
 from pymilvus.client.types import OmitZeroDict
 from pymilvus.exceptions import MilvusException
 
+from milvusdiff.client.coverage import REFUSED, ROW_CHANGING_PROPERTIES
 from milvusdiff.client.outcome import outcome_unknown
 from milvusdiff.config import Settings, redact
-from milvusdiff.errors import InDoubtError, MilvusDiffError, SchemaError, SyncError, first_line
+from milvusdiff.errors import (
+    InDoubtError,
+    MilvusDiffError,
+    SchemaError,
+    ShadowUnsupportedError,
+    SyncError,
+    first_line,
+)
 from milvusdiff.services.journal import Journal
-from milvusdiff.services.milvus import hold_lite, key_in_filter, let_go_lite, milvus_client_kwargs, unreachable
+from milvusdiff.services.milvus import (
+    hold_lite,
+    key_in_filter,
+    let_go_lite,
+    milvus_client_kwargs,
+    shadow_database,
+    unreachable,
+)
 from milvusdiff.services.pg import (
     PendingWrite,
     ShadowStore,
@@ -49,12 +73,25 @@ from milvusdiff.snapshot_format import META_COLUMN
 from milvusdiff.types.canonical import canonical_json
 from milvusdiff.types.convert import rows_to_table
 from milvusdiff.types.digest import row_digests, unkeyed_digests
-from milvusdiff.types.spec import DEFAULT_PARTITION, CollectionSpec
+from milvusdiff.types.spec import DEFAULT_DATABASE, DEFAULT_PARTITION, CollectionSpec, shadow_name
 from milvusdiff.types.typemap import validate_field
 
 log = logging.getLogger(__name__)
 
 _KEY_QUERY_BATCH = 16384  # Milvus' largest query result (offset + limit)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a call on a collection lands: its name in Milvus (an alias resolved), the call's `db_name`
+    keyword (for the Milvus calls made on its behalf), its spec, and the shadow store and journal of its
+    database."""
+
+    name: str
+    db: dict[str, str]
+    spec: CollectionSpec
+    shadow: ShadowStore
+    journal: Journal
 
 
 class ShadowClient(MilvusClient):
@@ -94,10 +131,11 @@ class ShadowClient(MilvusClient):
         except MilvusException as exc:
             raise unreachable(settings, exc) from exc
         self.settings = settings
-        self.shadow = ShadowStore(resolve_pg_conn(settings), schema=pg_schema)
-        self.journal = Journal(settings.journal_path)
+        prefix = shadow_database(settings, self.database())
+        self.shadow = ShadowStore(resolve_pg_conn(settings), schema=pg_schema, database=prefix)
+        self.journal = Journal(settings.journal_path, database=prefix)
         self._lite = hold_lite(settings)
-        self._specs: dict[str, CollectionSpec] = {}
+        self._specs: dict[tuple[str | None, str], CollectionSpec] = {}  # by (shadow database, collection)
         self._specs_lock = threading.Lock()
         log.info("ShadowClient: milvus=%s journal=%s", redact(settings.milvus_uri), settings.journal_path)
 
@@ -121,20 +159,80 @@ class ShadowClient(MilvusClient):
 
     # -- collections ---------------------------------------------------------------------------
 
-    def spec(self, collection_name: str) -> CollectionSpec:
+    def _generate_call_context(self, **kwargs: Any) -> CallContext:
+        """pymilvus 3.0.2 sends every call to the client's database and ignores a per-call `db_name`; the
+        ShadowClient honours it, for Milvus as for the shadow, so the two never disagree on where a call went."""
+        context: CallContext = super()._generate_call_context(**kwargs)
+        if not kwargs.get("db_name"):
+            return context
+        return CallContext(db_name=kwargs["db_name"], client_request_id=context._client_request_id)
+
+    def database(self, db_name: str | None = None) -> str:
+        """The database a call goes to: its `db_name`, else the client's."""
+        return db_name or self._config.db_name or DEFAULT_DATABASE
+
+    def stores(self, db_name: str | None = None) -> tuple[ShadowStore, Journal]:
+        """The shadow store and the journal of a database (the client's by default)."""
+        prefix = shadow_database(self.settings, self.database(db_name))
+        if prefix == self.shadow.database:
+            return self.shadow, self.journal
+        return self.shadow.in_database(prefix), self.journal.in_database(prefix)
+
+    def spec(self, collection_name: str, *, db_name: str | None = None) -> CollectionSpec:
         """The mirrored collection's spec; refuses collections this client's stores never saw created."""
+        return self._target(collection_name, {"db_name": db_name} if db_name else {}).spec
+
+    def _target(self, collection_name: str, kwargs: Mapping[str, Any]) -> _Target:
+        db = {"db_name": kwargs["db_name"]} if kwargs.get("db_name") else {}
+        database = self.database(db.get("db_name"))
+        shadow, journal = self.stores(database)
         with self._specs_lock:
-            cached = self._specs.get(collection_name)
-        if cached is not None:
-            return cached
-        found = self.shadow.spec(collection_name) or self.journal.collection_spec(collection_name)
+            found = self._specs.get((shadow.database, collection_name))
         if found is None:
-            raise SchemaError(
-                f"collection {collection_name!r} has no shadow copy: create it through ShadowClient first"
-            )
+            found = shadow.spec(collection_name) or journal.collection_spec(collection_name)
+            if found is None:
+                where = "" if shadow.database is None else f" in database {database!r}"
+                raise SchemaError(
+                    f"collection {collection_name!r}{where} has no shadow copy: create it through ShadowClient first"
+                )
+            with self._specs_lock:
+                self._specs[(shadow.database, collection_name)] = found
+        return _Target(collection_name, db, found, shadow, journal)
+
+    def _forget(self, target: _Target) -> None:
         with self._specs_lock:
-            self._specs[collection_name] = found
-        return found
+            self._specs.pop((target.shadow.database, target.name), None)
+
+    def _resolve(self, collection_name: str, kwargs: Mapping[str, Any]) -> _Target:
+        """The collection a call lands on; an alias resolves, by asking Milvus, to its collection."""
+        try:
+            return self._target(collection_name, kwargs)
+        except SchemaError:
+            alias_of = self._alias_target(collection_name, kwargs)
+            if alias_of is None:
+                raise
+        return self._target(alias_of, kwargs)
+
+    def _alias_target(self, alias: str, kwargs: Mapping[str, Any]) -> str | None:
+        """The collection an alias points at in the call's database, or None. Milvus 2.3 answers DescribeAlias
+        from the default database whatever the call's, so an answer about another database does not count and
+        the aliases of the mirrored collections are listed instead (ListAliases names its database)."""
+        database = self.database(kwargs.get("db_name"))
+        try:
+            found = super().describe_alias(alias, db_name=database)
+        except MilvusException:
+            found = {}
+        if found.get("collection_name") and found.get("db_name", database) == database:
+            return str(found["collection_name"])
+        shadow, _ = self.stores(database)
+        for collection in shadow.collections():
+            try:
+                listed = super().list_aliases(collection, db_name=database)
+            except MilvusException:
+                continue
+            if alias in listed.get("aliases", []):
+                return collection
+        return None
 
     def create_collection(
         self,
@@ -150,13 +248,24 @@ class ShadowClient(MilvusClient):
         index_params: Any = None,
         **kwargs: Any,
     ) -> None:
-        check_collection_name(collection_name)
+        db = {"db_name": kwargs["db_name"]} if kwargs.get("db_name") else {}
+        shadow, journal = self.stores(db.get("db_name"))
+        check_collection_name(shadow_name(shadow.database, collection_name))
         if schema is not None:
             planned = CollectionSpec.from_milvus(collection_name, schema)
             for field in planned.fields:
                 validate_field(field)
                 check_identifier(field.name, f"field name in collection {collection_name!r}")
-        existed = self.has_collection(collection_name)
+        # pymilvus creates the index and loads without the call's keywords, so in the client's database
+        elsewhere = bool(db) and db["db_name"] != self.database()
+        if elsewhere and schema is None:
+            raise ShadowUnsupportedError(
+                "create_collection without a schema and with a per-call db_name is refused: pymilvus would "
+                "create its index in the client's database; pass a schema, or call use_database first"
+            )
+        if not elsewhere:
+            kwargs.pop("db_name", None)
+        existed = self.has_collection(collection_name, **db)
         super().create_collection(
             collection_name,
             dimension=dimension,
@@ -167,57 +276,147 @@ class ShadowClient(MilvusClient):
             auto_id=auto_id,
             timeout=timeout,
             schema=schema,
-            index_params=index_params,
+            index_params=None if elsewhere else index_params,
             **kwargs,
         )
+        if elsewhere and index_params is not None:
+            self.create_index(collection_name, index_params, timeout=timeout, **db)
+            self.load_collection(collection_name, timeout=timeout, **db)
         if existed:
-            self.spec(collection_name)  # an existing collection must already be mirrored
+            self._target(collection_name, db)  # an existing collection must already be mirrored
             return
-        spec = CollectionSpec.from_milvus(collection_name, self.describe_collection(collection_name))
+        spec = CollectionSpec.from_milvus(collection_name, self.describe_collection(collection_name, **db))
         try:
             for field in spec.fields:
                 validate_field(field)
-            self.shadow.create_table(spec)
+            shadow.create_table(spec)
         except MilvusDiffError:
-            super().drop_collection(collection_name)
+            super().drop_collection(collection_name, **db)
             raise
-        self.journal.record_creation(spec)
+        journal.record_creation(spec)
         with self._specs_lock:
-            self._specs[collection_name] = spec
+            self._specs[(shadow.database, collection_name)] = spec
 
     def drop_collection(self, collection_name: str, timeout: float | None = None, **kwargs: Any) -> None:
         super().drop_collection(collection_name, timeout=timeout, **kwargs)
-        self.shadow.drop_table(collection_name)
-        self.journal.record_drop_collection(collection_name)
+        self._drop_shadow(collection_name, *self.stores(kwargs.get("db_name")))
+
+    def _drop_shadow(self, collection_name: str, shadow: ShadowStore, journal: Journal) -> None:
+        shadow.drop_table(collection_name)
+        journal.record_drop_collection(collection_name)
         with self._specs_lock:
-            self._specs.pop(collection_name, None)
+            self._specs.pop((shadow.database, collection_name), None)
+
+    def rename_collection(
+        self,
+        old_name: str,
+        new_name: str,
+        target_db: str | None = "",
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """The shadow table, its registry entry and the journal's key states move to the new name."""
+        database = self.database(kwargs.get("db_name"))
+        if target_db and target_db != database:
+            raise ShadowUnsupportedError(
+                f"rename_collection into another database ({database!r} -> {target_db!r}) is not mirrored: "
+                "Milvus Lite ignores target_db, so where the collection ends up is not certain"
+            )
+        target = self._target(old_name, kwargs)
+        spec = target.spec
+        check_collection_name(shadow_name(target.shadow.database, new_name))
+        seq = target.journal.begin(old_name, "rename_collection", [], target=new_name)
+        pending = self._stage(seq, lambda: target.shadow.stage_rename(spec, new_name))
+        self._finish(
+            seq,
+            pending,
+            lambda: super(ShadowClient, self).rename_collection(
+                old_name, new_name, target_db=target_db, timeout=timeout, **kwargs
+            ),
+            settle=lambda: target.journal.commit_rename(seq, spec, new_name),
+        )
+        self._forget(target)
+
+    def truncate_collection(self, collection_name: str, timeout: float | None = None, **kwargs: Any) -> None:
+        """Every row goes, in every store: the journal records each key DELETED by the truncate, so a
+        validate afterwards finds Milvus right to be empty."""
+        target = self._resolve(collection_name, kwargs)
+        keys = target.shadow.keys(target.spec)
+        seq = target.journal.begin(target.name, "truncate_collection", keys)
+        pending = self._stage(seq, lambda: target.shadow.stage_delete(target.spec, keys))
+        self._finish(
+            seq,
+            pending,
+            lambda: super(ShadowClient, self).truncate_collection(target.name, timeout=timeout, **kwargs),
+        )
 
     def create_partition(
         self, collection_name: str, partition_name: str, timeout: float | None = None, **kwargs: Any
     ) -> None:
-        self.spec(collection_name)
-        seq = self.journal.begin(collection_name, "create_partition", [], partition=partition_name)
+        target = self._resolve(collection_name, kwargs)
+        seq = target.journal.begin(target.name, "create_partition", [], partition=partition_name)
         self._settle_ddl(
             seq,
-            lambda: super(ShadowClient, self).create_partition(
-                collection_name, partition_name, timeout=timeout, **kwargs
-            ),
+            lambda: super(ShadowClient, self).create_partition(target.name, partition_name, timeout=timeout, **kwargs),
         )
 
     def drop_partition(
         self, collection_name: str, partition_name: str, timeout: float | None = None, **kwargs: Any
     ) -> None:
-        spec = self.spec(collection_name)
-        keys = self.shadow.partition_keys(spec, partition_name)
-        seq = self.journal.begin(collection_name, "drop_partition", keys, partition=partition_name)
-        pending = self._stage(seq, lambda: self.shadow.stage_delete(spec, keys, partition=partition_name))
+        target = self._resolve(collection_name, kwargs)
+        keys = target.shadow.keys(target.spec, partition_name)
+        seq = target.journal.begin(target.name, "drop_partition", keys, partition=partition_name)
+        pending = self._stage(seq, lambda: target.shadow.stage_delete(target.spec, keys, partition=partition_name))
         self._finish(
             seq,
             pending,
-            lambda: super(ShadowClient, self).drop_partition(
-                collection_name, partition_name, timeout=timeout, **kwargs
-            ),
+            lambda: super(ShadowClient, self).drop_partition(target.name, partition_name, timeout=timeout, **kwargs),
         )
+
+    # -- aliases and databases -----------------------------------------------------------------
+    # An alias holds no rows: writes through it are resolved to its collection (_resolve), so these only
+    # journal what happened, under the collection's shadow name, with the alias as the target.
+
+    def create_alias(self, collection_name: str, alias: str, timeout: float | None = None, **kwargs: Any) -> None:
+        target = self._target(collection_name, kwargs)
+        seq = target.journal.begin(target.name, "create_alias", [], target=alias)
+        self._settle_ddl(
+            seq, lambda: super(ShadowClient, self).create_alias(collection_name, alias, timeout=timeout, **kwargs)
+        )
+
+    def alter_alias(self, collection_name: str, alias: str, timeout: float | None = None, **kwargs: Any) -> None:
+        target = self._target(collection_name, kwargs)
+        seq = target.journal.begin(target.name, "alter_alias", [], target=alias)
+        self._settle_ddl(
+            seq, lambda: super(ShadowClient, self).alter_alias(collection_name, alias, timeout=timeout, **kwargs)
+        )
+
+    def drop_alias(self, alias: str, timeout: float | None = None, **kwargs: Any) -> None:
+        collection = self._alias_target(alias, kwargs) or alias
+        _, journal = self.stores(kwargs.get("db_name"))
+        seq = journal.begin(collection, "drop_alias", [], target=alias)
+        self._settle_ddl(seq, lambda: super(ShadowClient, self).drop_alias(alias, timeout=timeout, **kwargs))
+
+    def drop_database(self, db_name: str, **kwargs: Any) -> None:
+        """Milvus drops only an empty database; any shadow left in it (a collection dropped behind the
+        ShadowClient's back) goes with it."""
+        shadow, journal = self.stores(db_name)
+        seq = journal.begin("", "drop_database", [], target=db_name)
+        self._settle_ddl(seq, lambda: super(ShadowClient, self).drop_database(db_name, **kwargs))
+        for collection in shadow.collections():
+            self._drop_shadow(collection, shadow, journal)
+
+    def alter_collection_properties(
+        self, collection_name: str, properties: dict[str, Any], timeout: float | None = None, **kwargs: Any
+    ) -> None:
+        """Passes through, except properties that change rows (a TTL expires rows the shadow keeps)."""
+        changing = sorted(ROW_CHANGING_PROPERTIES & set(properties))
+        if changing:
+            raise ShadowUnsupportedError(
+                f"alter_collection_properties({', '.join(changing)}) is refused by the ShadowClient: "
+                "Milvus would expire rows that the shadow keeps"
+            )
+        super().alter_collection_properties(collection_name, properties, timeout=timeout, **kwargs)
 
     # -- row writes ----------------------------------------------------------------------------
 
@@ -254,33 +453,35 @@ class ShadowClient(MilvusClient):
         parent = super().insert if op == "insert" else super().upsert
         if not rows:
             return parent(collection_name, rows, timeout=timeout, partition_name=partition_name, **kwargs)
-        spec = self.spec(collection_name)
+        target = self._resolve(collection_name, kwargs)
+        spec = target.spec
         partition = self._partition_of(spec, partition_name)
         table = rows_to_table(rows, spec)
         if op == "upsert" and kwargs.get("partial_update"):
-            table = self._merge_partial(spec, table, rows)
+            table = self._merge_partial(target, table, rows)
 
         def call_milvus() -> Any:
-            return parent(collection_name, data, timeout=timeout, partition_name=partition_name, **kwargs)
+            return parent(target.name, data, timeout=timeout, partition_name=partition_name, **kwargs)
 
         if spec.auto_id and op == "insert":
-            return self._write_auto_id(spec, table, partition, call_milvus)
+            return self._write_auto_id(target, table, partition, call_milvus)
         keys = table.column(spec.primary.name).to_pylist()
         digests = row_digests(table, spec).to_pylist()
-        seq = self.journal.begin(collection_name, op, keys, digests, partition=partition)
-        pending = self._stage(seq, lambda: self.shadow.stage_upsert(spec, table, partition))
+        seq = target.journal.begin(target.name, op, keys, digests, partition=partition)
+        pending = self._stage(seq, lambda: target.shadow.stage_upsert(spec, table, partition))
         return self._finish(seq, pending, call_milvus)
 
-    def _merge_partial(self, spec: CollectionSpec, table: pa.Table, rows: list[Mapping[str, Any]]) -> pa.Table:
+    def _merge_partial(self, target: _Target, table: pa.Table, rows: list[Mapping[str, Any]]) -> pa.Table:
         """A partial_update upsert changes only the fields it names (and merges dynamic keys); the
         shadow and the journal need the whole row as it will be, so the named fields are laid over
         the row the shadow holds. Keys not yet present take the row as given, like Milvus does.
 
         Two concurrent partial updates of one key may each merge with the row before the other.
         """
+        spec = target.spec
         key = spec.primary.name
         named = {name for row in rows for name in row}
-        current = self.shadow.rows_for_keys(spec, table.column(key).to_pylist())
+        current = target.shadow.rows_for_keys(spec, table.column(key).to_pylist())
         if current.num_rows == 0:
             return table
         where = {k: i for i, k in enumerate(current.column(key).to_pylist())}
@@ -306,12 +507,13 @@ class ShadowClient(MilvusClient):
         return table
 
     def _write_auto_id(
-        self, spec: CollectionSpec, table: pa.Table, partition: str | None, call_milvus: Callable[[], Any]
+        self, target: _Target, table: pa.Table, partition: str | None, call_milvus: Callable[[], Any]
     ) -> Any:
         """Milvus assigns the keys, so the shadow write is staged once the ids are known. The intent records
         the rows' digests without their keys, so that rows of a write whose outcome stays unknown can be told
         apart from rows nobody wrote."""
-        seq = self.journal.begin_unkeyed(spec.name, unkeyed_digests(table, spec).to_pylist(), partition=partition)
+        spec = target.spec
+        seq = target.journal.begin_unkeyed(target.name, unkeyed_digests(table, spec).to_pylist(), partition=partition)
         result = self._call_milvus(seq, None, call_milvus)
         ids = list(result["ids"])
         keyed = table.set_column(
@@ -321,7 +523,7 @@ class ShadowClient(MilvusClient):
         )
         self.journal.attach_keys(seq, ids, row_digests(keyed, spec).to_pylist())
         try:
-            pending = stage_with_retries(lambda: self.shadow.stage_upsert(spec, keyed, partition))
+            pending = stage_with_retries(lambda: target.shadow.stage_upsert(spec, keyed, partition))
             pending.commit()
         except Exception as exc:
             self.journal.mark_pg_missing(seq, _describe(exc))
@@ -340,7 +542,8 @@ class ShadowClient(MilvusClient):
     ) -> dict[str, Any]:
         """Delete by ids or by filter. A filter (or a partition) is first resolved to the exact keys
         it matches in Milvus, and those keys are deleted everywhere, so every store drops the same rows."""
-        spec = self.spec(collection_name)
+        target = self._resolve(collection_name, kwargs)
+        collection_name, spec = target.name, target.spec
         keys = [] if ids is None else [ids] if isinstance(ids, (int, str)) else list(ids)
         if (filter and keys) or not (filter or keys):
             # Both, or neither (no ids, empty filter): Milvus refuses; let it say so, mirroring nothing.
@@ -350,13 +553,13 @@ class ShadowClient(MilvusClient):
             )
         if keys:
             if partition_name:
-                keys = self._matching_keys(spec, key_in_filter(spec.primary.name, keys), partition_name, timeout)
+                keys = self._matching_keys(target, key_in_filter(spec.primary.name, keys), partition_name, timeout)
         else:
-            keys = self._matching_keys(spec, filter or "", partition_name, timeout)
+            keys = self._matching_keys(target, filter or "", partition_name, timeout)
         if not keys:
             return OmitZeroDict({"delete_count": 0})  # what pymilvus returns when nothing matched
-        seq = self.journal.begin(collection_name, "delete", keys, partition=partition_name or None)
-        pending = self._stage(seq, lambda: self.shadow.stage_delete(spec, keys, partition=partition_name or None))
+        seq = target.journal.begin(collection_name, "delete", keys, partition=partition_name or None)
+        pending = self._stage(seq, lambda: target.shadow.stage_delete(spec, keys, partition=partition_name or None))
 
         def call_milvus() -> Any:
             return super(ShadowClient, self).delete(
@@ -389,7 +592,10 @@ class ShadowClient(MilvusClient):
             self.journal.fail(seq, _describe(exc))
             raise SyncError(f"Milvus rejected operation {seq}: {_describe(exc)}") from exc
 
-    def _finish(self, seq: int, pending: PendingWrite, call: Callable[[], Any]) -> Any:
+    def _finish(
+        self, seq: int, pending: PendingWrite, call: Callable[[], Any], settle: Callable[[], None] | None = None
+    ) -> Any:
+        """Steps 3 to 5; `settle` replaces the journal's plain commit where the operation moves key states."""
         result = self._call_milvus(seq, pending, call)
         try:
             pending.commit()
@@ -398,7 +604,10 @@ class ShadowClient(MilvusClient):
             raise SyncError(
                 f"Milvus applied operation {seq} but PostgreSQL could not commit it: {_describe(exc)}"
             ) from exc
-        self.journal.commit(seq)
+        if settle is None:
+            self.journal.commit(seq)
+        else:
+            settle()
         return result
 
     def _settle_ddl(self, seq: int, call: Callable[[], Any]) -> None:
@@ -414,29 +623,32 @@ class ShadowClient(MilvusClient):
         return partition_name or DEFAULT_PARTITION
 
     def _matching_keys(
-        self, spec: CollectionSpec, expr: str, partition_name: str | None, timeout: float | None
+        self, target: _Target, expr: str, partition_name: str | None, timeout: float | None
     ) -> list[Any]:
         """The keys `expr` matches. One query when they fit in Milvus' result window, as a delete's usually
         do; on Milvus Lite that is ~3 ms where a query_iterator takes ~1 s on 25k unflushed rows (each of its
         pages rescans them). The iterator only when the window is full and more keys may match."""
+        collection_name, db, spec = target.name, target.db, target.spec
         partitions = [partition_name] if partition_name else None
         found = self.query(
-            spec.name,
+            collection_name,
             filter=expr,
             output_fields=[spec.primary.name],
             partition_names=partitions,
             limit=_KEY_QUERY_BATCH,
             timeout=timeout,
+            **db,
         )
         if len(found) < _KEY_QUERY_BATCH:
             return [row[spec.primary.name] for row in found]
         iterator = self.query_iterator(
-            spec.name,
+            collection_name,
             batch_size=_KEY_QUERY_BATCH,
             filter=expr,
             output_fields=[spec.primary.name],
             partition_names=partitions,
             timeout=timeout,
+            **db,
         )
         keys: list[Any] = []
         try:
@@ -449,3 +661,16 @@ class ShadowClient(MilvusClient):
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first_line(exc)}"
+
+
+def _refusal(method: str, why: str) -> Callable[..., Any]:
+    def refuse(self: ShadowClient, *args: Any, **kwargs: Any) -> Any:
+        raise ShadowUnsupportedError(f"{method} is refused by the ShadowClient, before Milvus is called: {why}")
+
+    refuse.__name__ = refuse.__qualname__ = method
+    refuse.__doc__ = f"Refused (ShadowUnsupportedError): {why}."
+    return refuse
+
+
+for _method, _why in REFUSED.items():
+    setattr(ShadowClient, _method, _refusal(_method, _why))

@@ -33,6 +33,7 @@ recovery; it reports the keys of writes still pending as IN_DOUBT without settli
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import functools
 import json
@@ -54,7 +55,7 @@ import pyarrow.compute as pc
 
 from milvusdiff.errors import JournalError
 from milvusdiff.types.digest import DIGEST_VERSION
-from milvusdiff.types.spec import CollectionSpec
+from milvusdiff.types.spec import CollectionSpec, in_database, shadow_name
 
 FORMAT_VERSION = 1
 EXISTS, DELETED, IN_DOUBT = 1, 2, 3
@@ -70,7 +71,15 @@ OP_CODES = {
     "repair": 6,
     "create_partition": 7,
     "repair_delete": 8,
+    "rename_collection": 9,
+    "truncate_collection": 10,
+    "create_alias": 11,
+    "alter_alias": 12,
+    "drop_alias": 13,
+    "drop_database": 14,
 }
+# Operations after which their keys are gone.
+DELETING_OPS = frozenset({"delete", "drop_partition", "repair_delete", "truncate_collection"})
 OP_NAMES = {code: name for name, code in OP_CODES.items()}
 # Parquet metadata of a journal snapshot: its format version, and whether it covers the collection from
 # its creation ("true": a key it does not hold was never written).
@@ -286,13 +295,25 @@ class Journal:
 
     readonly=True opens it for reading only: nothing on disk changes, no recovery runs, and the keys of
     pending writes read as IN_DOUBT.
+
+    A Journal speaks of the collections of one Milvus database (`database`, None for the one the Milvus URI
+    names; `in_database` gives another's): collection arguments are names in Milvus, stored under
+    `shadow_name(database, collection)`. Operations named by their sequence number are the same in every one.
     """
 
     def __init__(
-        self, path: str | Path, *, sync: bool = True, map_size: int = _INITIAL_MAP_SIZE, readonly: bool = False
+        self,
+        path: str | Path,
+        *,
+        sync: bool = True,
+        map_size: int = _INITIAL_MAP_SIZE,
+        readonly: bool = False,
+        database: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self.database = database
+        self._owner = True
         self._env: Any = None
         try:
             if readonly and not (self.path / "data.mdb").is_file():
@@ -329,8 +350,19 @@ class Journal:
             versions = {key: _VERSION_KEYS[key][1].to_bytes(4, "big") for key in missing}
             self._write(lambda txn: [txn.put(k, v, db=self._meta) for k, v in versions.items()])
 
+    def in_database(self, database: str | None) -> Journal:
+        """This journal, for the collections of another Milvus database; it shares the environment, so close
+        this one (closing the view does nothing)."""
+        view = copy.copy(self)
+        view.database = database
+        view._owner = False
+        return view
+
+    def _name(self, collection: str) -> str:
+        return shadow_name(self.database, collection)
+
     def close(self) -> None:
-        if self._env is not None:
+        if self._owner and self._env is not None:
             _close_env(self._handle)
             self._env = None
 
@@ -386,7 +418,8 @@ class Journal:
         return seq
 
     def register_collection(self, spec: CollectionSpec) -> None:
-        self._write(lambda txn: txn.put(b"spec:" + spec.name.encode(), spec.to_json().encode(), db=self._meta))
+        name = self._name(spec.name).encode()
+        self._write(lambda txn: txn.put(b"spec:" + name, spec.to_json().encode(), db=self._meta))
 
     def record_creation(self, spec: CollectionSpec) -> None:
         """The ShadowClient created this collection: from now on the journal sees every write to it.
@@ -396,28 +429,31 @@ class Journal:
         never written, which is what lets compare blame a store that holds one.
         """
 
+        name = self._name(spec.name)
+
         def work(txn: Any) -> None:
-            _forget_keys(txn, self._keys, spec.name)
+            _forget_keys(txn, self._keys, name)
             for unkeyed in self.unkeyed_in_doubt(spec.name, txn):
                 txn.delete(_UNKEYED + _seq_key(unkeyed), db=self._meta)
-            txn.put(b"spec:" + spec.name.encode(), spec.to_json().encode(), db=self._meta)
-            txn.put(b"created:" + spec.name.encode(), json.dumps({"time": time.time()}).encode(), db=self._meta)
+            txn.put(b"spec:" + name.encode(), spec.to_json().encode(), db=self._meta)
+            txn.put(b"created:" + name.encode(), json.dumps({"time": time.time()}).encode(), db=self._meta)
 
         self._write(work)
 
     def covers_creation(self, collection: str) -> bool:
         """Whether the journal saw the collection created (so it saw every write to it since)."""
         with self._txn() as txn:
-            return txn.get(b"created:" + collection.encode(), db=self._meta) is not None
+            return txn.get(b"created:" + self._name(collection).encode(), db=self._meta) is not None
 
     def collection_spec(self, name: str) -> CollectionSpec | None:
         with self._txn() as txn:
-            raw = txn.get(b"spec:" + name.encode(), db=self._meta)
+            raw = txn.get(b"spec:" + self._name(name).encode(), db=self._meta)
         return CollectionSpec.from_json(raw) if raw else None
 
     def collections(self) -> list[str]:
         with self._txn() as txn, txn.cursor(db=self._meta) as cur:
-            return [k[5:].decode() for k, _ in cur if k.startswith(b"spec:")]
+            names = [k[5:].decode() for k, _ in cur if k.startswith(b"spec:")]
+        return in_database(names, self.database)
 
     def begin(
         self,
@@ -426,12 +462,14 @@ class Journal:
         keys: Sequence[Key],
         digests: Sequence[bytes] | None = None,
         partition: str | None = None,
+        target: str | None = None,
     ) -> int:
-        """Durably record the intent of a write before any store is touched; returns its sequence number."""
+        """Durably record the intent of a write before any store is touched; returns its sequence number.
+        `target` names what a collection-level operation points at: a rename's new name, an alias."""
         encoded = [encode_key(k) for k in keys]
         digest_blob = b"".join(digests) if digests is not None else b""
         record = {
-            "collection": collection,
+            "collection": self._name(collection),
             "op": op,
             "partition": partition,
             "n_keys": len(encoded),
@@ -441,6 +479,8 @@ class Journal:
             "pid": os.getpid(),
             "writer": _writer_of(self.path, create=True),
         }
+        if target is not None:
+            record["target"] = target
 
         def work(txn: Any) -> int:
             seq = self._next_seq(txn)
@@ -479,7 +519,7 @@ class Journal:
                     break
                 seq = int.from_bytes(k[len(_UNKEYED) :], "big")
                 record = json.loads(txn.get(_seq_key(seq), default=b"{}", db=self._ops))
-                if record.get("collection") == collection:
+                if record.get("collection") == self._name(collection):
                     found[seq] = [v[i : i + 16] for i in range(0, len(v), 16)]
         return found
 
@@ -549,7 +589,30 @@ class Journal:
         """Milvus applied the write but PostgreSQL could not commit it: apply it, flagged pg_missing."""
         self._settle(seq, "pg_missing", error)
 
-    def _settle(self, seq: int, status: str, error: str | None) -> None:
+    def commit_rename(self, seq: int, spec: CollectionSpec, new_name: str) -> None:
+        """A rename reached every store: the collection's key states, spec and creation mark move to the new
+        name, in the transaction that settles the operation."""
+        old, new = self._name(spec.name), self._name(new_name)
+        old_prefix, new_prefix = old.encode() + b"\0", new.encode() + b"\0"
+
+        def move(txn: Any) -> None:
+            moved = []
+            with txn.cursor(db=self._keys) as cur:
+                if cur.set_range(old_prefix):
+                    while cur.key().startswith(old_prefix):
+                        moved.append((new_prefix + cur.key()[len(old_prefix) :], cur.value()))
+                        if not cur.delete():
+                            break
+                cur.putmulti(moved)
+            txn.delete(b"spec:" + old.encode(), db=self._meta)
+            txn.put(b"spec:" + new.encode(), spec.with_name(new_name).to_json().encode(), db=self._meta)
+            created = txn.pop(b"created:" + old.encode(), db=self._meta)
+            if created is not None:
+                txn.put(b"created:" + new.encode(), created, db=self._meta)
+
+        self._settle(seq, "committed", None, also=move)
+
+    def _settle(self, seq: int, status: str, error: str | None, also: Callable[[Any], None] | None = None) -> None:
         def work(txn: Any) -> None:
             raw_op = txn.get(_seq_key(seq), db=self._ops)
             if raw_op is None:
@@ -567,6 +630,8 @@ class Journal:
                 record["error"] = error[:500]
             txn.put(_seq_key(seq), json.dumps(record).encode(), db=self._ops)
             txn.delete(_seq_key(seq), db=self._intents)
+            if also is not None:
+                also(txn)
 
         self._write(work)
 
@@ -594,7 +659,7 @@ class Journal:
             flags = 0
             if status == "in_doubt":
                 state = IN_DOUBT
-            elif op in ("delete", "drop_partition", "repair_delete"):
+            elif op in DELETING_OPS:
                 state, digest = DELETED, _NO_DIGEST
             else:
                 state = EXISTS
@@ -623,10 +688,12 @@ class Journal:
         """Log the drop and forget the collection's key states, so a re-created namesake starts clean."""
         seq = self.begin(collection, "drop_collection", [])
 
+        name = self._name(collection)
+
         def work(txn: Any) -> None:
-            _forget_keys(txn, self._keys, collection)
-            txn.delete(b"spec:" + collection.encode(), db=self._meta)
-            txn.delete(b"created:" + collection.encode(), db=self._meta)
+            _forget_keys(txn, self._keys, name)
+            txn.delete(b"spec:" + name.encode(), db=self._meta)
+            txn.delete(b"created:" + name.encode(), db=self._meta)
             for unkeyed in self.unkeyed_in_doubt(collection, txn):  # rows that went with the collection
                 txn.delete(_UNKEYED + _seq_key(unkeyed), db=self._meta)
 
@@ -675,6 +742,7 @@ class Journal:
     # -- reading -------------------------------------------------------------------------------
 
     def states(self, collection: str, keys: Iterable[Key]) -> dict[Key, KeyState]:
+        collection = self._name(collection)
         prefix = collection.encode() + b"\0"
         out: dict[Key, KeyState] = {}
         with self._txn() as txn:
@@ -697,6 +765,7 @@ class Journal:
         self, collection: str, key_name: str, key_type: pa.DataType, batch_rows: int = 65536
     ) -> Iterator[pa.RecordBatch]:
         """Every key state of a collection as Arrow batches (decoding is vectorised per batch)."""
+        collection = self._name(collection)
         prefix = collection.encode() + b"\0"
         with self._txn() as txn, txn.cursor(db=self._keys) as cur:
             pending = self._pending_states(txn, collection) if self.readonly else {}
@@ -731,7 +800,7 @@ class Journal:
         with self._txn() as txn, txn.cursor(db=self._ops) as cur:
             for _, raw in cur:
                 record = json.loads(raw)
-                if collection is None or record["collection"] == collection:
+                if collection is None or record["collection"] == self._name(collection):
                     yield record
 
     def last_seq(self) -> int:

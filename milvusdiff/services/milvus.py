@@ -10,9 +10,11 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from milvusdiff.config import Settings, is_milvus_lite, redact
 from milvusdiff.errors import ConfigError
+from milvusdiff.types.spec import DEFAULT_DATABASE
 
 
 def milvus_client_kwargs(settings: Settings) -> dict[str, Any]:
@@ -67,6 +69,28 @@ def let_go_lite(path: str | None) -> None:
         from milvus_lite.server_manager import server_manager_instance
 
         server_manager_instance.release_server(path)
+
+
+def uri_database(settings: Settings) -> str:
+    """The database a client of these settings works in: the first path segment of a server URI, as pymilvus
+    reads it; Milvus Lite paths, unix sockets and anything else name none."""
+    parts = urlsplit(settings.milvus_uri)
+    if parts.scheme.lower() not in ("http", "https", "tcp"):
+        return DEFAULT_DATABASE
+    return parts.path.strip("/").split("/")[0] or DEFAULT_DATABASE
+
+
+def resolve_collection(settings: Settings, name: str) -> tuple[str, str]:
+    """(database, collection in Milvus) for a collection named on the command line or to the library:
+    `db.collection` names its database; a bare name is in the URI's database."""
+    database, dot, collection = name.partition(".")
+    return (database, collection) if dot else (uri_database(settings), name)
+
+
+def shadow_database(settings: Settings, database: str) -> str | None:
+    """The database as the shadow and the journal name it (types.spec.shadow_name): None for the URI's own,
+    whose collections keep bare names."""
+    return None if database == uri_database(settings) else database
 
 
 def describe_target(settings: Settings) -> str:

@@ -12,6 +12,7 @@ Milvus, then commits or rolls back according to what Milvus said.
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import logging
 import os
@@ -31,7 +32,7 @@ from milvusdiff.config import redact
 from milvusdiff.errors import ConfigError, SchemaError, SyncError, first_line
 from milvusdiff.snapshot_format import META_COLUMN, PARTITION_COLUMN
 from milvusdiff.types.convert import snapshot_schema
-from milvusdiff.types.spec import DEFAULT_PARTITION, META_FIELD, CollectionSpec, FieldSpec
+from milvusdiff.types.spec import DEFAULT_PARTITION, META_FIELD, CollectionSpec, FieldSpec, in_database, shadow_name
 from milvusdiff.types.typemap import coerce_pg_column, rule
 
 log = logging.getLogger(__name__)
@@ -151,10 +152,15 @@ class PendingWrite:
 
 
 class ShadowStore:
-    """The shadow tables of one PostgreSQL database, behind a connection pool."""
+    """The shadow tables of one PostgreSQL database, behind a connection pool, for the collections of one
+    Milvus database (`database`, None for the one the Milvus URI names; `in_database` gives the same store
+    for another). Collections are named as in Milvus; tables and registry entries by `shadow_name`."""
 
-    def __init__(self, conninfo: str, *, schema: str | None = None, max_connections: int = 8) -> None:
+    def __init__(
+        self, conninfo: str, *, schema: str | None = None, max_connections: int = 8, database: str | None = None
+    ) -> None:
         self.conninfo = conninfo
+        self.database = database
         # One database can hold several independent shadow sets (environments, test runs): one schema each.
         self.schema = schema or os.environ.get(SCHEMA_ENV) or DEFAULT_SCHEMA
         check_identifier(self.schema, "PostgreSQL schema")
@@ -204,8 +210,17 @@ class ShadowStore:
     def close(self) -> None:
         self._pool.close()
 
+    def in_database(self, database: str | None) -> ShadowStore:
+        """This store, for the collections of another Milvus database; it shares the pool, so close this one."""
+        view = copy.copy(self)
+        view.database = database
+        return view
+
+    def _name(self, collection: str) -> str:
+        return shadow_name(self.database, collection)
+
     def table(self, collection: str) -> sql.Identifier:
-        return sql.Identifier(self.schema, collection)
+        return sql.Identifier(self.schema, self._name(collection))
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -215,7 +230,7 @@ class ShadowStore:
     # -- DDL -----------------------------------------------------------------------------------
 
     def create_table(self, spec: CollectionSpec) -> None:
-        check_collection_name(spec.name)
+        check_collection_name(self._name(spec.name))
         for field in spec.fields:
             if field.name in (META_COLUMN, PARTITION_COLUMN):  # Milvus accepts a field named $partition
                 raise SchemaError(
@@ -242,7 +257,7 @@ class ShadowStore:
                 sql.SQL(
                     "INSERT INTO {} (name, spec) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec"
                 ).format(self._registry),
-                (spec.name, spec.to_json()),
+                (self._name(spec.name), spec.to_json()),
             )
 
     def drop_table(self, collection: str) -> None:
@@ -250,14 +265,39 @@ class ShadowStore:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self.table(collection)))
             conn.execute(
                 sql.SQL("DELETE FROM {} WHERE name = %s").format(self._registry),
-                (collection,),
+                (self._name(collection),),
             )
+
+    def collections(self) -> list[str]:
+        """The collections of this store's database that have a shadow."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql.SQL("SELECT name FROM {} ORDER BY name").format(self._registry)).fetchall()
+        return in_database([r[0] for r in rows], self.database)
+
+    def stage_rename(self, spec: CollectionSpec, new_name: str) -> PendingWrite:
+        """Stage the shadow table's and the registry entry's rename, in an open transaction."""
+        check_collection_name(self._name(new_name))
+        conn, pending = self._begin()
+        try:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                    self.table(spec.name), sql.Identifier(self._name(new_name))
+                )
+            )
+            conn.execute(
+                sql.SQL("UPDATE {} SET name = %s, spec = %s WHERE name = %s").format(self._registry),
+                (self._name(new_name), spec.with_name(new_name).to_json(), self._name(spec.name)),
+            )
+        except BaseException:
+            pending.rollback()
+            raise
+        return pending
 
     def spec(self, collection: str) -> CollectionSpec | None:
         with self._pool.connection() as conn:
             row = conn.execute(
                 sql.SQL("SELECT spec::text FROM {} WHERE name = %s").format(self._registry),
-                (collection,),
+                (self._name(collection),),
             ).fetchone()
         return CollectionSpec.from_json(row[0]) if row else None
 
@@ -354,14 +394,15 @@ class ShadowStore:
             partition, self.table(collection), _outside_default(), partition
         )
 
-    def partition_keys(self, spec: CollectionSpec, partition: str) -> list[Any]:
+    def keys(self, spec: CollectionSpec, partition: str | None = None) -> list[Any]:
+        """Every key of the shadow table, or of one partition."""
+        query = sql.SQL("SELECT {} FROM {}").format(sql.Identifier(spec.primary.name), self.table(spec.name))
+        params: list[Any] = []
+        if partition is not None:
+            query = sql.SQL("{} WHERE {} = %s").format(query, sql.Identifier(PARTITION_COLUMN))
+            params.append(partition)
         with self._pool.connection() as conn:
-            rows = conn.execute(
-                sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(
-                    sql.Identifier(spec.primary.name), self.table(spec.name), sql.Identifier(PARTITION_COLUMN)
-                ),
-                (partition,),
-            ).fetchall()
+            rows = conn.execute(query, params).fetchall()
         return [r[0] for r in rows]
 
     def existing_keys(self, spec: CollectionSpec, keys: Sequence[Any]) -> set[Any]:

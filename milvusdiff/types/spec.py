@@ -16,6 +16,23 @@ from milvusdiff.errors import SchemaError
 from milvusdiff.snapshot_format import META_COLUMN
 
 DEFAULT_PARTITION = "_default"
+DEFAULT_DATABASE = "default"
+
+
+def shadow_name(database: str | None, collection: str) -> str:
+    """The name a collection's shadow goes by in PostgreSQL (table, registry entry) and in the journal (key
+    prefix, spec): `database.collection` for a collection of another database than the one the Milvus URI
+    names (`database` None), whose collections keep their bare names, as every shadow made before databases
+    were mirrored. Milvus names hold only letters, digits and underscores, so the '.' is unambiguous."""
+    return f"{database}.{collection}" if database else collection
+
+
+def in_database(names: list[str], database: str | None) -> list[str]:
+    """The bare collection names, among shadow names, that belong to `database` (None: the URI's)."""
+    if not database:
+        return [n for n in names if "." not in n]
+    prefix = shadow_name(database, "")
+    return [n[len(prefix) :] for n in names if n.startswith(prefix)]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from pymilvus.exceptions import MilvusException
 
 from milvusdiff.config import Settings
 from milvusdiff.errors import ConfigError, MilvusDiffError, SchemaError, first_line
-from milvusdiff.services.milvus import key_in_filter, milvus_client_kwargs
+from milvusdiff.services.milvus import key_in_filter, milvus_client_kwargs, resolve_collection, shadow_database
 from milvusdiff.services.pg import ShadowStore
 from milvusdiff.services.pg_target import resolve_pg_conn
 from milvusdiff.snapshot_format import PARTITION_COLUMN
@@ -154,12 +154,13 @@ class _Stores:
 
 @contextmanager
 def _open(settings: Settings, collection: str) -> Iterator[_Stores]:
-    shadow = ShadowStore(resolve_pg_conn(settings), max_connections=2)
+    database, collection = resolve_collection(settings, collection)
+    shadow = ShadowStore(resolve_pg_conn(settings), max_connections=2, database=shadow_database(settings, database))
     try:
         spec = shadow.spec(collection)
         if spec is None:
             raise ConfigError(f"collection {collection!r} has no shadow table: it was not created through ShadowClient")
-        milvus = MilvusClient(**milvus_client_kwargs(settings))
+        milvus = MilvusClient(**milvus_client_kwargs(settings), db_name=database)
         try:
             if not milvus.has_collection(collection):
                 raise ConfigError(f"collection {collection!r} does not exist in Milvus")

@@ -128,9 +128,11 @@ def create_small_collection(
     varchar_key: bool = False,
     text: str = "title",
     dim: int = 4,
+    **create: Any,
 ) -> None:
     """A key, one VARCHAR and one FLOAT_VECTOR: a collection every Milvus (Lite, 2.3 servers) accepts. Strong
-    consistency, so a real server shows every acknowledged write to the reads that follow."""
+    consistency, so a real server shows every acknowledged write to the reads that follow. `create`: more
+    create_collection keywords (db_name)."""
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     if varchar_key:
         schema.add_field(key, DataType.VARCHAR, is_primary=True, max_length=64)
@@ -140,4 +142,4 @@ def create_small_collection(
     schema.add_field("emb", DataType.FLOAT_VECTOR, dim=dim)
     index = client.prepare_index_params()
     index.add_index("emb", index_type="FLAT", metric_type="L2")
-    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong", **create)

@@ -66,14 +66,22 @@ def tag_source(schema: pa.Schema, kind: str) -> pa.Schema:
 def open_source(
     kind: str, collection: str, settings: Settings, options: ReadOptions
 ) -> AbstractContextManager[Reading]:
+    """`collection` is `db.collection`, or a bare name in the URI's database. Every snapshot names it by its
+    shadow name (types.spec.shadow_name), the name the shadow and the journal know it by, so a compare
+    arbitrating with the LMDB journal finds its key states."""
+    from milvusdiff.services.milvus import resolve_collection, shadow_database
+    from milvusdiff.types.spec import shadow_name
+
+    database, name = resolve_collection(settings, collection)
+    shadow = shadow_name(shadow_database(settings, database), name)
     if kind == "milvus":
         from milvusdiff.export.sources.milvus import open_milvus
 
-        return open_milvus(collection, settings, options)
+        return open_milvus(name, settings, options, database, label=shadow)
     if kind == "pg":
         from milvusdiff.export.sources.pg import open_pg
 
-        return open_pg(collection, settings, options)
+        return open_pg(shadow, settings, options)
     from milvusdiff.export.sources.journal import open_journal
 
-    return open_journal(collection, settings, options)
+    return open_journal(shadow, settings, options)

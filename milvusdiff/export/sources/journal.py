@@ -58,7 +58,7 @@ class JournalReading:
         spec = journal.collection_spec(collection)
         if spec is None:
             raise SnapshotError(f"the journal at {self.uri} has no collection {collection!r}")
-        self.spec = spec
+        self.spec = spec.with_name(collection)  # a collection of another database: by its shadow name
         self.key_field = arrow_field(spec.primary).remove_metadata()
         self.complete = journal.covers_creation(collection)
         metadata: dict[bytes, bytes] = {

@@ -48,12 +48,13 @@ _STRONG = "Strong"
 silence_known_lite_noise()
 
 
-def connect(settings: Settings) -> MilvusClient:
-    """A plain client (export only reads); a Lite database that does not exist is an error, not created."""
+def connect(settings: Settings, database: str = "") -> MilvusClient:
+    """A plain client (export only reads), in `database` if named (else the URI's); a Lite database that
+    does not exist is an error, not created."""
     if is_milvus_lite(settings.milvus_uri) and not Path(settings.milvus_uri).expanduser().exists():
         raise SnapshotError(f"no Milvus Lite database at {Path(settings.milvus_uri).expanduser()}")
     try:
-        return MilvusClient(**milvus_client_kwargs(settings))
+        return MilvusClient(**milvus_client_kwargs(settings), db_name=database)
     except MilvusException as exc:
         raise unreachable(settings, exc) from exc
 
@@ -67,7 +68,9 @@ class _Task:
 class MilvusReading:
     kind = "milvus"
 
-    def __init__(self, client: MilvusClient, collection: str, settings: Settings, options: ReadOptions) -> None:
+    def __init__(
+        self, client: MilvusClient, collection: str, settings: Settings, options: ReadOptions, label: str = ""
+    ) -> None:
         self.client = client
         self.name = collection
         self.uri = describe_target(settings)
@@ -75,7 +78,8 @@ class MilvusReading:
         self.notes: list[str] = []
         if not client.has_collection(collection):
             raise SnapshotError(f"collection {collection!r} does not exist in Milvus at {self.uri}")
-        self.spec = CollectionSpec.from_milvus(collection, client.describe_collection(collection))
+        # named as the shadow names it (`label`: `db.collection` in another database than the URI's)
+        self.spec = CollectionSpec.from_milvus(label or collection, client.describe_collection(collection))
         if options.flush:
             client.flush(collection)
             self.notes.append("flushed before reading")
@@ -189,11 +193,13 @@ def _range_filter(key: str, low: int | None, high: int | None) -> str:
 
 
 @contextmanager
-def open_milvus(collection: str, settings: Settings, options: ReadOptions) -> Iterator[MilvusReading]:
-    client = connect(settings)
+def open_milvus(
+    collection: str, settings: Settings, options: ReadOptions, database: str = "", label: str = ""
+) -> Iterator[MilvusReading]:
+    client = connect(settings, database)
     reading: MilvusReading | None = None
     try:
-        reading = MilvusReading(client, collection, settings, options)
+        reading = MilvusReading(client, collection, settings, options, label)
         yield reading
     finally:
         if reading is not None and reading.loaded_here:

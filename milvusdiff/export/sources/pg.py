@@ -49,10 +49,10 @@ class PgReading:
         self.name = collection
         self.uri = redact(store.conninfo)
         self.notes = ["count(*) taken in the same snapshot (REPEATABLE READ) as the rows"]
-        spec = store.spec(collection)
-        if spec is None:
+        found = store.spec(collection)
+        if found is None:
             raise SnapshotError(f"collection {collection!r} has no shadow table in PostgreSQL at {self.uri}")
-        self.spec = spec
+        spec = self.spec = found.with_name(collection)  # a collection of another database: by its shadow name
         # The shadow's version of "the collection has user partitions" (some row lives outside `_default`),
         # the rule the Milvus source applies too; a look at a partial index, asked in the rows' snapshot.
         user_partition_row = store.render(store.user_partition_row_sql(collection))
