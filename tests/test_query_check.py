@@ -188,7 +188,7 @@ def test_cli_writes_every_output_and_exits_zero(clean: Settings, tmp_path: Path,
     code, stdout, _ = cli(["--filter", 'j["n"] >= 5 and s != "alpha"', "--out", str(out)], clean, capsys)
     assert code == 0
     produced = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    expected = {"summary.json", "diff.parquet", "report.md", "report.html"}
+    expected = {"summary.json", "diff.parquet", "report.md", "report.html", ".milvusdiff-output.json"}
     assert produced == expected | {"snapshots/milvus.parquet", "snapshots/pg.parquet"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["inputs"]["a"]["path"] == str(out / "snapshots" / "milvus.parquet")  # named where it ended up

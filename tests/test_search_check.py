@@ -130,6 +130,7 @@ def test_a_deleted_row_that_comes_back_is_flagged(settings: Settings, tmp_path: 
         "report.html",
         "queries.parquet",
         "snapshots",
+        ".milvusdiff-output.json",  # the marker: an earlier search-check output, for --overwrite
     }
     assert summary["snapshot"] == str(out / "snapshots" / "pg.parquet")
 
