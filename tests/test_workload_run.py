@@ -190,7 +190,7 @@ def test_cli_runs_a_workload_and_refuses_bad_input_with_one_line(
     lite_settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["workload", "--schema", "varchar_partitions", "--collection", "cli", "--rows", "300", "--batch", "100"]
-    argv += ["--threads", "2", "--seed", "4", "--quiet", *connection_args(lite_settings)]
+    argv += ["--threads", "2", "--seed", "4", *connection_args(lite_settings)]
     with pytest.raises(SystemExit) as exited:
         main(argv)
     out = capsys.readouterr().out
@@ -209,7 +209,7 @@ def test_cli_validates_with_writers_paused_and_at_the_end(
 ) -> None:
     monkeypatch.setenv("MILVUSDIFF_HOME", str(tmp_path / "home"))
     argv = ["workload", "--schema", "varchar_partitions", "--collection", "checked", "--rows", "200"]
-    argv += ["--batch", "100", "--operations", "4", "--seed", "1", "--validate-every", "600", "--quiet"]
+    argv += ["--batch", "100", "--operations", "4", "--seed", "1", "--validate-every", "600"]
     with pytest.raises(SystemExit) as exited:
         main([*argv, *connection_args(lite_settings)])
     out = capsys.readouterr().out
