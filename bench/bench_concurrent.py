@@ -238,7 +238,7 @@ def validate_shadow(settings: Settings, expected: dict[str, int] | None, workdir
         "PG_CONN": str(settings.pg_conn),
         "MILVUSDIFF_JOURNAL": str(settings.journal_path),
     }
-    command = [str(Path(sys.executable).with_name("milvusdiff")), "validate", "--format", "json", "--quiet"]
+    command = [str(Path(sys.executable).with_name("milvusdiff")), "validate", "--format", "json"]  # --quiet: no JSON
     for collection in COLLECTIONS:
         began = time.perf_counter()
         out = workdir / f"validate-{collection}"
