@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PEER_VENV := .venv-peer
 PG_SERVER_CONN ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install browser notebook demo test test-pg test-server test-cov lint typecheck check format bench docker-up docker-down clean
+.PHONY: install browser notebook demo test test-pg test-server test-spark test-cov lint typecheck check format bench docker-up docker-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ test: $(STAMP)
 
 test-pg: $(STAMP)
 	PG_CONN=$(PG_SERVER_CONN) $(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The Spark engine's lane: installs the spark extra into the venv, and Java when missing (Debian's JRE 17).
+test-spark: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,spark]'
+	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null) \
+		|| echo "could not install Java: the Spark tests will skip, saying so"
+	PYSPARK_PYTHON=$(abspath $(BIN)/python) $(BIN)/python -m pytest -q -p no:cacheprovider -m spark
 
 test-server: $(STAMP)
 	$(BIN)/python scripts/server_lane.py

@@ -9,7 +9,7 @@ import click
 
 from milvusdiff.cli.gating import gate
 from milvusdiff.cli.main import cli, overwrite_option
-from milvusdiff.compare.options import DEFAULT_MEMORY_LIMIT
+from milvusdiff.compare.options import DEFAULT_MEMORY_LIMIT, ENGINES
 
 
 def _split(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -37,7 +37,12 @@ def _scratch_out(ctx: click.Context, temp_dir: Path | None) -> Path:
 @click.option(
     "--json", "json_columns", multiple=True, metavar="COL", help="Compare this text column as JSON (repeatable)."
 )
-@click.option("--engine", type=click.Choice(["duckdb", "polars"]), default="duckdb", show_default=True)
+@click.option("--engine", type=click.Choice(ENGINES), default="duckdb", show_default=True)
+@click.option(
+    "--spark-master",
+    metavar="URL",
+    help="With --engine spark: local[N], a cluster URL, or sc://host:15002 for Spark Connect [default: local[*]].",
+)
 @click.option("--max-diffs", type=int, help="Stop after N differing keys; counts become lower bounds.")
 @click.option(
     "--memory-limit",
@@ -78,6 +83,7 @@ def compare_command(
     tol: tuple[str, ...],
     json_columns: tuple[str, ...],
     engine: str,
+    spark_master: str | None,
     max_diffs: int | None,
     memory_limit: str,
     temp_dir: Path | None,
@@ -105,6 +111,7 @@ def compare_command(
       milvusdiff compare snap/milvus snap/pg --journal snap/journal --format json
       milvusdiff compare snap/milvus snap/pg --out diff --junit-xml reports/milvusdiff.xml
       milvusdiff compare b64/milvus b64/pg --jobs 2   # exported with --buckets 64: staged
+      milvusdiff compare snap/milvus snap/pg --engine spark --spark-master sc://spark.example:15002
     """
     from milvusdiff.compare import compare, make_options
     from milvusdiff.compare.options import parse_column_tolerance, parse_rename
@@ -122,6 +129,7 @@ def compare_command(
         tol=parse_column_tolerance(tol),
         json_columns=_split(json_columns),
         engine=engine,
+        spark_master=spark_master,
         max_diffs=max_diffs,
         memory_limit=memory_limit,
         temp_dir=temp_dir,

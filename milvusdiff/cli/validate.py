@@ -10,6 +10,7 @@ import click
 
 from milvusdiff.cli.gating import gate
 from milvusdiff.cli.main import connection_options, overwrite_option, settings_from_options
+from milvusdiff.compare.options import ENGINES
 from milvusdiff.config import Settings
 
 
@@ -18,7 +19,7 @@ from milvusdiff.config import Settings
 @click.option("--all", "every", is_flag=True, help="Every collection the journal knows (one output directory each).")
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory [default: .milvusdiff/runs/C-TIME].")
 @overwrite_option
-@click.option("--engine", type=click.Choice(["duckdb", "polars"]), default="duckdb", show_default=True)
+@click.option("--engine", type=click.Choice(ENGINES), default="duckdb", show_default=True)
 @click.option("--atol", type=float, default=0.0, show_default=True, help="Absolute float tolerance.")
 @click.option("--rtol", type=float, default=0.0, show_default=True, help="Relative float tolerance (of |b|).")
 @click.option("--max-diffs", type=int, help="Stop after N differing keys; counts become lower bounds.")

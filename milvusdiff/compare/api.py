@@ -87,7 +87,7 @@ def diff_into(
     diff = outputs / DIFF_FILE
     staged = None
     run_a, run_b = side_a, side_b  # bucketed snapshots: only the rows that may differ (compare/staged)
-    if opts.staged:
+    if opts.staged and opts.engine != "spark":  # Spark runs the stages itself, on the cluster
         from milvusdiff.compare.staged import reduce_sides
 
         reduced = reduce_sides(side_a, side_b, plan, opts, scratch)

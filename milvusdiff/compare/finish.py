@@ -52,6 +52,24 @@ def _changed_columns(names: list[str], flags: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.array(names, dtype=object)[cols], pa.string()))
 
 
+def cast_engine_array(array: pa.Array, target: pa.DataType) -> pa.Array:
+    """An engine's array as the output type. Spark hands vectors out as plain lists, and pyarrow 26 crashes
+    (SIGSEGV) casting a list chunk whose entries are all null, with an empty values buffer, to a
+    fixed-size list, so those are rebuilt from numpy instead of cast."""
+    is_plain_list = pa.types.is_list(array.type) or pa.types.is_large_list(array.type)
+    if not (pa.types.is_fixed_size_list(target) and is_plain_list):
+        return array.cast(target)
+    dim = target.list_size
+    valid = array.is_valid().to_numpy(zero_copy_only=False)
+    lengths = pc.list_value_length(array).to_numpy(zero_copy_only=False)
+    if (lengths[valid] != dim).any():
+        return array.cast(target)  # pyarrow's own error names the length mismatch
+    values = np.zeros((len(array), dim), dtype=target.value_type.to_pandas_dtype())
+    values[valid] = pc.list_flatten(array).to_numpy(zero_copy_only=False).reshape(-1, dim)
+    flat = pa.array(values.reshape(-1), target.value_type)
+    return pa.FixedSizeListArray.from_arrays(flat, dim, mask=pa.array(~valid)).cast(target)
+
+
 class Finisher:
     def __init__(self, plan: Plan, sample_per_class: int = 0) -> None:
         self.plan = plan
@@ -65,7 +83,7 @@ class Finisher:
         for name in self.schema.names:
             if name in batch.schema.names:
                 array, target = batch.column(name), self.schema.field(name).type
-                arrays[name] = array if array.type == target else array.cast(target)
+                arrays[name] = array if array.type == target else cast_engine_array(array, target)
         return arrays
 
     def _flags(self, batch: pa.RecordBatch, arrays: dict[str, pa.Array]) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from milvusdiff.compare.comparator import EXACT, Tolerance
 from milvusdiff.errors import CompareError, ToleranceError
 
-ENGINES = ("duckdb", "polars")
+ENGINES = ("duckdb", "polars", "spark")
 # DuckDB's own default is 80% of RAM; a bounded default keeps a 10M-row diff of 128-dim vectors under
 # 4 GB of RSS (the join spills instead), while 1M rows never reach it.
 DEFAULT_MEMORY_LIMIT = "2GB"
@@ -33,6 +33,7 @@ class CompareOptions:
     out: Path | None = None
     overwrite: bool = False  # replace an earlier compare output at `out` (milvusdiff.destination)
     sample_size: int = 20
+    spark_master: str | None = None  # engine "spark": local[*] by default, a cluster URL, or sc:// (Spark Connect)
     json_columns: tuple[str, ...] = ()  # text columns compared as JSON (A-side names), beside typed ones
     staged: bool = True  # bucketed snapshots with the same layout: compare only the buckets that differ
     jobs: int = 1  # worker processes for the buckets of a staged compare
