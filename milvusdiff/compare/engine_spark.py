@@ -38,8 +38,8 @@ from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.options import CompareOptions
 from milvusdiff.compare.plan import Plan, a_col, b_col, flag_col
 from milvusdiff.errors import CompareError, ConfigError
-from milvusdiff.types.spec import DIGEST_COLUMN as DIGEST
-from milvusdiff.types.spec import PARTITION_COLUMN as PARTITION
+from milvusdiff.snapshot_format import DIGEST_COLUMN as DIGEST
+from milvusdiff.snapshot_format import PARTITION_COLUMN as PARTITION
 
 _IN_A, _IN_B = "__in_a", "__in_b"
 EXTRA_HINT = "the spark engine needs PySpark: pip install 'milvusdiff[spark]'"
