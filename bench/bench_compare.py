@@ -21,6 +21,7 @@ alone changed. A last row times the CLI on two 10k-row files of the same shape (
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -37,6 +38,7 @@ PEER_PYTHON = ROOT / ".venv-peer" / "bin" / "python"
 DIM = 128
 ROW_GROUP = 100_000
 COUNTED = ("only_a", "only_b", "changed")
+ENGINES = ("duckdb", "polars", "spark")
 
 
 def _spec() -> Any:
@@ -283,7 +285,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--shape", choices=("snapshot", "foreign"), default="snapshot")
     parser.add_argument("--order", choices=("shuffled", "sorted"), default="shuffled", help="B's row order (foreign)")
-    parser.add_argument("--skip", default="", help="comma-separated: floor,duckdb,polars,datacompy,cli 10k rows")
+    parser.add_argument("--skip", default="", help="comma-separated: floor,duckdb,polars,spark,datacompy,cli 10k rows")
     parser.add_argument("--repeat", type=int, default=1, help="runs per contender; the fastest is reported")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, default=None, help=argparse.SUPPRESS)
@@ -315,7 +317,7 @@ def main() -> None:
     print(f"ground truth: {truth}")
     skip = set(filter(None, args.skip.split(",")))
     me = [sys.executable, __file__, "--rows", str(args.rows), "--dir", str(directory), "--child"]
-    commands = {name: [*me, name] for name in ("floor", "duckdb", "polars")}
+    commands = {name: [*me, name] for name in ("floor", "duckdb", "polars", "spark")}
     commands["datacompy"] = [str(PEER_PYTHON), str(ROOT / "bench" / "peer_datacompy.py"), str(a), str(b)]
     if args.shape == "foreign":
         commands["cli 10k rows"] = [*me, "cli"]
@@ -323,6 +325,9 @@ def main() -> None:
     for _ in range(args.repeat):  # interleaved, so a busy moment on a shared machine hits every contender
         for name, command in commands.items():
             if name in skip:
+                continue
+            if name == "spark" and importlib.util.find_spec("pyspark") is None:
+                results[name] = {"error": "PySpark is not installed: `make test-spark` installs the spark extra"}
                 continue
             if name == "datacompy" and not PEER_PYTHON.exists():
                 results[name] = {"error": "no .venv-peer: run `make .venv-peer/.installed`"}
@@ -349,14 +354,17 @@ def _print(results: dict[str, dict[str, Any]], truth: dict[str, int]) -> None:
             print(f"{name:<22}  error: {result['error']}")
             continue
         seconds = result["seconds"]
-        names = (*COUNTED, "unchanged") if name in ("duckdb", "polars") else COUNTED
-        label = f"milvusdiff {name}" if name in ("duckdb", "polars") else name
+        names = (*COUNTED, "unchanged") if name in ENGINES else COUNTED
+        label = f"milvusdiff {name}" if name in ENGINES else name
         ratio = f"{seconds / floor:.2f}" if floor and name != "cli 10k rows" else "-"
-        speedup = f"{peer / seconds:.2f}" if peer and name in ("duckdb", "polars") else "-"
+        speedup = f"{peer / seconds:.2f}" if peer and name in ENGINES else "-"
         print(
             f"{label:<22}{seconds:>9.2f}{result['peak_rss_mb']:>13.0f}{ratio:>9}{speedup:>11}  "
             f"{_matches(result['counts'], truth, names)}"
         )
+    duckdb, spark = (results.get(n, {}).get("seconds") for n in ("duckdb", "spark"))
+    if duckdb and spark:
+        print(f"\nspark local[*] / duckdb: {spark / duckdb:.1f}x (Spark's peak RSS is the driver's; the JVM is apart)")
     print(
         "\ngoals: milvusdiff duckdb <= 1.5x floor, >= 2x faster than datacompy, peak RSS <= 1.2 GB at 1M rows "
         "(<= 2 GB at 10M), counts exact; cli 10k rows <= 0.5 s wall"

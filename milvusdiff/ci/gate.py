@@ -41,20 +41,16 @@ class GateCase:
 def first_keys(
     diff_path: Path | None, keys: list[str], labels: Mapping[str, str], limit: int = FIRST_KEYS
 ) -> list[str]:
-    """'key (class, verdict)' for the first `limit` rows of diff.parquet, reading one small batch."""
+    """'key (class, verdict)' for the `limit` smallest differing keys: the ones the CLI's table shows first."""
     if diff_path is None or not diff_path.exists() or limit <= 0 or not keys:
         return []
-    import pyarrow.parquet as pq
+    from milvusdiff.compare.shown import first_differing
 
-    parquet = pq.ParquetFile(diff_path)
-    tags = [t for t in ("class", "verdict") if t in parquet.schema_arrow.names]
-    batch = next(parquet.iter_batches(batch_size=limit, columns=[*keys, *tags]), None)
-    if batch is None:
-        return []
+    rows, _ = first_differing(diff_path, keys, limit)
     out = []
-    for row in batch.to_pylist()[:limit]:
+    for row in rows:
         key = ",".join(str(row[k]) for k in keys)
-        named = [labels.get(str(row[t]), str(row[t])) for t in tags if row[t]]
+        named = [labels.get(str(row[t]), str(row[t])) for t in ("class", "verdict") if row.get(t)]
         out.append(f"{key} ({', '.join(named)})" if named else key)
     return out
 

@@ -67,7 +67,9 @@ def _settings(config: pytest.Config) -> Settings:
 def _bookmark(settings: Settings) -> int:
     from milvusdiff.services.journal import Journal
 
-    with Journal(settings.journal_path) as journal:
+    if not settings.journal_path.exists():
+        return 0  # no journal yet: every operation the suite logs comes after this bookmark
+    with Journal(settings.journal_path, readonly=True) as journal:
         return journal.last_seq()
 
 
@@ -76,7 +78,9 @@ def _written_since(settings: Settings, bookmark: int) -> tuple[list[str], list[s
     from milvusdiff.services.journal import Journal
 
     last_op: dict[str, str] = {}
-    with Journal(settings.journal_path) as journal:
+    if not settings.journal_path.exists():
+        return [], []
+    with Journal(settings.journal_path, readonly=True) as journal:
         for record in journal.ops_since(bookmark):
             last_op[record["collection"]] = record["op"]
     live = sorted(c for c, op in last_op.items() if op != "drop_collection")
