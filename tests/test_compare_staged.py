@@ -125,3 +125,13 @@ def test_jobs_give_the_same_result(tmp_path: Path) -> None:
     assert two.summary.staged is not None and two.summary.staged.jobs == 2
     assert _outcome(tmp_path / "one") == _outcome(tmp_path / "two")
     assert one.summary.staged is not None and one.summary.staged.candidate_keys == two.summary.staged.candidate_keys
+
+
+def test_reports_say_what_was_settled(tmp_path: Path) -> None:
+    a, b, _ = build_tables()
+    side_a = write_bucketed(_without_duplicates(a), SPEC, tmp_path / "a", 64, "milvus")
+    side_b = write_bucketed(_without_duplicates(b), SPEC, tmp_path / "b", 64, "pg")
+    result = compare(side_a, side_b, out=tmp_path / "out")
+    assert result.summary.staged is not None
+    settled = f"staged: {result.summary.staged.settled} of 64 buckets settled from the manifests"
+    assert settled in (tmp_path / "out" / "report.md").read_text()

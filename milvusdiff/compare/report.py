@@ -91,6 +91,12 @@ def _counts(summary: Summary) -> Section:
             f"against_journal: {summary.against_journal} keys on which both stores agree, but not with the "
             "journal (deleted, changed or added in both behind the client's back): both wrong"
         )
+    if summary.staged is not None:
+        staged = summary.staged
+        notes.append(
+            f"staged: {staged.settled} of {staged.buckets} buckets settled from the manifests; "
+            f"{fmt(staged.candidate_keys)} keys with differing digests read in full"
+        )
     return Section("Keys", ["class", "count"], rows, notes, charts=[BarChart("Keys by class", bars)])
 
 
