@@ -41,7 +41,7 @@ TEST_PYTHON = REPO / ".venv" / "bin" / "python"
 # Server components that advertise an address to each other.
 COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
 
-LANE_BUDGET_S = 540  # pytest must end by then; stopping the server takes up to 3 x STOP_GRACE_S more
+LANE_BUDGET_S = 1500  # pytest must end by then; stopping the server takes up to 3 x STOP_GRACE_S more
 STARTUP_DEADLINE_S = 120
 STOP_GRACE_S = 10
 PYTEST_NO_TESTS = 5

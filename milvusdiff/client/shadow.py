@@ -46,6 +46,7 @@ from milvusdiff.client.outcome import outcome_unknown
 from milvusdiff.config import Settings, redact
 from milvusdiff.errors import (
     InDoubtError,
+    JournalError,
     MilvusDiffError,
     SchemaError,
     ShadowUnsupportedError,
@@ -60,6 +61,7 @@ from milvusdiff.services.milvus import (
     milvus_client_kwargs,
     shadow_database,
     unreachable,
+    uri_database,
 )
 from milvusdiff.services.pg import (
     PendingWrite,
@@ -134,6 +136,13 @@ class ShadowClient(MilvusClient):
         prefix = shadow_database(settings, self.database())
         self.shadow = ShadowStore(resolve_pg_conn(settings), schema=pg_schema, database=prefix)
         self.journal = Journal(settings.journal_path, database=prefix)
+        try:
+            self.journal.bind_database(uri_database(settings))
+        except JournalError:
+            self.journal.close()
+            self.shadow.close()
+            super().close()
+            raise
         self._lite = hold_lite(settings)
         self._specs: dict[tuple[str | None, str], CollectionSpec] = {}  # by (shadow database, collection)
         self._specs_lock = threading.Lock()

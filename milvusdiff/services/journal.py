@@ -417,6 +417,28 @@ class Journal:
         txn.put(b"next_seq", (seq + 1).to_bytes(8, "big"), db=self._meta)
         return seq
 
+    def bind_database(self, database: str) -> None:
+        """Tie the journal to the Milvus database whose collections it names bare (the URI's database).
+
+        Bare names are relative to that database, so two clients whose URIs name different databases
+        would journal two different `docs` collections under one name. The first writer records its
+        database; a writer for another one is refused rather than mixed in."""
+
+        def work(txn: Any) -> str:
+            raw = txn.get(_BOUND_DATABASE, db=self._meta)
+            if raw is None:
+                txn.put(_BOUND_DATABASE, database.encode(), db=self._meta)
+                return database
+            return bytes(raw).decode()
+
+        bound = self._write(work)
+        if bound != database:
+            raise JournalError(
+                f"the journal at {self.path} records Milvus database {bound!r}, and this client's URI names "
+                f"{database!r}: give each Milvus database its own journal and shadow schema "
+                "(MILVUSDIFF_JOURNAL, MILVUSDIFF_PG_SCHEMA), or name other databases per call (db_name)"
+            )
+
     def register_collection(self, spec: CollectionSpec) -> None:
         name = self._name(spec.name).encode()
         self._write(lambda txn: txn.put(b"spec:" + name, spec.to_json().encode(), db=self._meta))
@@ -892,6 +914,9 @@ def _process_alive(pid: Any) -> bool:
     except PermissionError:  # exists, owned by another user
         return True
     return True
+
+
+_BOUND_DATABASE = b"uri_database"
 
 
 def _seq_key(seq: int) -> bytes:
