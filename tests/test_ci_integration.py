@@ -15,7 +15,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from helpers.schemas import create_small_collection
 
+from milvusdiff.client.shadow import ShadowClient
 from milvusdiff.config import Settings
 
 MILVUSDIFF = str(Path(sys.executable).with_name("milvusdiff"))
@@ -153,12 +155,15 @@ def _cli(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProc
 
 
 def _three_collections(settings: Settings) -> None:
-    for seed, name in enumerate(("all_a", "all_b", "all_c")):
-        done = _cli(
-            settings, "workload", "--schema", "ecommerce", "--collection", name, "--rows", "40", "--batch", "10",
-            "--seed", str(seed), "--dynamic-presence", "1",
-        )  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
+    """Three small collections written through a ShadowClient (a shape every Milvus, Lite or 2.3 server,
+    accepts); closing the client frees a Lite database for the CLI processes that follow."""
+    client = ShadowClient.from_settings(settings)
+    try:
+        for name in ("all_a", "all_b", "all_c"):
+            create_small_collection(client, name)
+            client.insert(name, [{"id": i, "title": f"t{i}", "emb": [float(i)] * 4} for i in range(30)])
+    finally:
+        client.close()
 
 
 def _env(settings: Settings) -> dict[str, str]:
