@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -203,6 +204,8 @@ def test_a_writer_killed_inside_drop_leaves_no_phantom_keys_once_recreated(writt
 
 
 def test_the_demo_blames_every_corruption(settings: Settings, tmp_path: Path) -> None:
+    if os.environ.get("MILVUS_URI"):
+        pytest.skip("the demo's preset uses types a Milvus 2.3 server lacks (nullable fields, TIMESTAMPTZ)")
     run = run_demo(settings, rows=400, threads=1, out=tmp_path / "demo", say=lambda line: None)
     assert run.result is not None and run.result.exit_code == 1
     found = findings(run.result)
