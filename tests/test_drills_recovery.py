@@ -3,9 +3,10 @@
   f. the writer runs as PID 1 of its own PID namespace (as in a container), so its recorded pid is always
      "alive" to a pid check: recovery must still find it dead (its writer lock is gone), turn its keys
      IN_DOUBT, and `repair --from journal` (even with a validate run's --diff) must keep what Milvus holds.
-  g. an auto_id insert killed after Milvus applied it, before its keys came back: the journal kept the rows'
-     count and digests, so validate calls the rows Milvus holds `in_doubt` (not `unknown`), and
-     `repair --from journal` makes them the truth in the shadow and the journal.
+  g. an auto_id insert killed after Milvus applied it, before its keys came back (or whose answer timed out):
+     the journal kept the rows' count and digests, so validate calls the rows Milvus holds `in_doubt` (not
+     `unknown`) while leaving the journal's files byte-identical, and `repair --from journal` records their
+     keys and makes them the truth in the shadow and the journal.
 
 The writer parks itself right after Milvus applied the write and before PostgreSQL commits (a hook around the
 real `_call_milvus`), says so on stdout, and waits on stdin; the test kills it from outside at that point.
@@ -20,9 +21,11 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from helpers.files import file_hashes
 from pymilvus import DataType, MilvusClient
 from test_drills import (
     COLLECTION,
@@ -37,6 +40,7 @@ from test_drills import (
 
 from milvusdiff.client.shadow import ShadowClient
 from milvusdiff.config import Settings
+from milvusdiff.errors import InDoubtError
 from milvusdiff.services.journal import WRITERS_DIR, Journal
 from milvusdiff.workflow.validate import validate
 
@@ -199,28 +203,65 @@ def create_auto_collection(settings: Settings, rows: int) -> None:
         client.close()
 
 
-def test_auto_id_insert_killed_in_flight_is_in_doubt_and_settled_from_milvus(
-    settings: Settings, tmp_path: Path
+def leave_auto_id_insert_in_doubt(settings: Settings, how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An auto_id insert of 40 rows that Milvus applied and whose keys never came back: its writer killed in
+    flight (the intent stays pending), or Milvus' answer lost to a timeout (settled in doubt in-process)."""
+    if how == "killed":
+        run_parked_and_kill(settings, AUTO_WRITER, "40", pid_namespace=False)
+        return
+    real = MilvusClient.insert
+
+    def applied_then_timed_out(self: MilvusClient, *args: Any, **kwargs: Any) -> Any:
+        real(self, *args, **kwargs)
+        raise TimeoutError("deadline exceeded before Milvus answered")
+
+    client = ShadowClient.from_settings(settings)
+    try:
+        with monkeypatch.context() as patch, pytest.raises(InDoubtError):
+            patch.setattr(MilvusClient, "insert", applied_then_timed_out)
+            client.insert(AUTO, [{"title": f"lost {i}", "emb": [float(i), 6.0, 0.5, -1.0]} for i in range(40)])
+    finally:
+        client.close()
+
+
+def in_doubt_rows(run: Path) -> list[int]:
+    """The keys a validate run reports, all of them `only_a` (Milvus holds them) with the verdict `in_doubt`."""
+    diff = pq.read_table(run / "diff.parquet", columns=["id", "class", "verdict"]).to_pylist()
+    assert {(r["class"], r["verdict"]) for r in diff} == {("only_a", "in_doubt")}
+    return sorted(r["id"] for r in diff)
+
+
+@pytest.mark.parametrize("how", ["killed", "timed_out"])
+def test_auto_id_insert_in_doubt_is_reported_by_validate_without_a_journal_write_and_settled_by_repair(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     create_auto_collection(settings, 5)
-    run_parked_and_kill(settings, AUTO_WRITER, "40", pid_namespace=False)
+    leave_auto_id_insert_in_doubt(settings, how, monkeypatch)
+    status = "pending" if how == "killed" else "in_doubt"  # a kill is settled only by a writer's recovery
 
     release_lite(settings)
-    result = validate(AUTO, out=tmp_path / "v1", settings=settings)  # the first to open the journal since the kill
-    diff = pq.read_table(result.out / "diff.parquet", columns=["id", "class", "verdict"]).to_pylist()
-    assert len(diff) == 40 and {(r["class"], r["verdict"]) for r in diff} == {("only_a", "in_doubt")}
+    before = file_hashes(settings.journal_path)
+    result = validate(AUTO, out=tmp_path / "v1", settings=settings)
     assert result.exit_code == 1
+    adopted = in_doubt_rows(result.out)
+    assert len(adopted) == 40  # the rows Milvus holds, found by their digests: in doubt, not unknown
+    assert file_hashes(settings.journal_path) == before
+    done = cli(settings, "validate", "--collection", AUTO, "--out", str(tmp_path / "v1-cli"), "--quiet")
+    assert done.returncode == 1, done.stderr
+    assert in_doubt_rows(tmp_path / "v1-cli") == adopted
+    assert file_hashes(settings.journal_path) == before
     with Journal(settings.journal_path, readonly=True) as journal:
-        (op,) = [op for op in journal.iter_ops(AUTO) if op["status"] == "in_doubt"]
+        (op,) = [op for op in journal.iter_ops(AUTO) if op["status"] == status]
         assert op["auto_id"] is True and op["n_rows"] == 40  # recorded at intent time, before Milvus was called
-        assert op["adopted_rows"] == 40 and op["n_keys"] == 40  # the rows Milvus holds, found by their digests
-    adopted = sorted(r["id"] for r in diff)
+        assert op["n_keys"] == 0 and "adopted_rows" not in op  # validate recorded nothing
 
     done = cli(settings, "repair", "--collection", AUTO, "--from", "journal", "--format", "json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert sorted(report["written_to_pg"]) == adopted and report["unresolved"] == {}
     with Journal(settings.journal_path) as journal:
+        (op,) = [op for op in journal.iter_ops(AUTO) if op["status"] == "in_doubt"]
+        assert op["adopted_rows"] == 40 and op["n_keys"] == 40  # repair recorded the keys it settled
         states = journal.states(AUTO, adopted)
         assert {s.state for s in states.values()} == {"EXISTS"} and len(states) == 40
         assert journal.unkeyed_in_doubt(AUTO) == {}

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import lmdb
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from helpers.files import file_hashes
 from helpers.schemas import create_small_collection
 
 from milvusdiff.cli.main import main
@@ -68,10 +68,6 @@ def raw_put(journal: Path, db: bytes, key: bytes, value: bytes) -> None:
     with env.begin(write=True) as txn:
         txn.put(key, value, db=env.open_db(db, txn=txn))
     env.close()
-
-
-def fingerprint(journal: Path) -> dict[str, str]:
-    return {name: hashlib.sha256((journal / name).read_bytes()).hexdigest() for name in ("data.mdb", "lock.mdb")}
 
 
 @pytest.mark.parametrize("meta_key", [b"format_version", b"digest_version"])
@@ -131,7 +127,7 @@ def test_reads_leave_the_journal_byte_identical_and_report_pending_writes_in_dou
 ) -> None:
     with Journal(stores.journal_path) as journal:  # a write begun and never settled: key 3 and new key 50
         pending = journal.begin(COLLECTION, "upsert", [3, 50], [b"\x07" * 16, b"\x08" * 16])
-    before = fingerprint(stores.journal_path)
+    before = file_hashes(stores.journal_path)
 
     code, _ = run(commands(tmp_path, stores.journal_path)["compare"], capsys)
     assert code == 0  # the snapshots agree; no key differs, so the journal is not consulted per key
@@ -145,7 +141,7 @@ def test_reads_leave_the_journal_byte_identical_and_report_pending_writes_in_dou
     assert any("2 keys are IN_DOUBT" in w for w in summary["store_warnings"])
     assert summary["against_journal"] == 0  # in doubt is not a finding against either store
 
-    assert fingerprint(stores.journal_path) == before
+    assert file_hashes(stores.journal_path) == before
     with Journal(stores.journal_path, readonly=True) as journal:
         op = journal.op(pending)
         assert op is not None and op["status"] == "pending"  # nobody settled it

@@ -25,6 +25,7 @@ from milvusdiff.export.progress import progress
 from milvusdiff.export.sources import SOURCES, Reading, ReadOptions, open_source
 from milvusdiff.export.staging import Staging
 from milvusdiff.export.writer import DEFAULT_ROWS_PER_PART, SnapshotWriter
+from milvusdiff.services.journal import Adoption
 from milvusdiff.snapshot_format import DIGEST_COLUMN
 from milvusdiff.types.buckets import HASH_NAME, MAX_BUCKETS
 
@@ -49,6 +50,7 @@ def export_collection(
     overwrite: bool = False,
     fsync: bool = False,
     buckets: int | None = None,
+    adopted: Adoption | None = None,
 ) -> Manifest:
     """Export `collection` from `source` ("milvus", "pg", "journal" or "all") to `out`.
 
@@ -58,7 +60,9 @@ def export_collection(
     (and logged); they never stop the export and rows are never deduplicated. `fsync` makes the
     snapshot durable before it is published (see staging for what that costs and what it guards).
     `buckets` lays the rows out in that many buckets of the primary key (types/buckets.py), so that
-    compare can skip the buckets two snapshots agree on; it needs a directory.
+    compare can skip the buckets two snapshots agree on; it needs a directory. `adopted`: the rows of in-doubt
+    auto_id inserts found in Milvus (workflow.adopt), which the journal's key states then include as IN_DOUBT,
+    as validate reads them without writing to the journal.
     """
     if source not in (*SOURCES, "all"):
         raise SnapshotError(f"unknown source {source!r}: choose one of {', '.join((*SOURCES, 'all'))}")
@@ -67,7 +71,7 @@ def export_collection(
     if buckets is not None and not 1 <= buckets <= MAX_BUCKETS:
         raise SnapshotError(f"`buckets` must be between 1 and {MAX_BUCKETS}, got {buckets}")
     options = ReadOptions(batch_size=batch_size, flush=flush, parallel=parallel)
-    job = _Job(collection, settings or Settings.resolve(), options, quiet, rows_per_part, fsync, buckets)
+    job = _Job(collection, settings or Settings.resolve(), options, quiet, rows_per_part, fsync, buckets, adopted)
     out = Path(out)
     if buckets and out.suffix == ".parquet":
         raise SnapshotError("a bucketed snapshot is a directory (part files per bucket): give `out` a directory")
@@ -88,11 +92,12 @@ class _Job:
     rows_per_part: int
     fsync: bool
     buckets: int | None
+    adopted: Adoption | None
 
 
 def _export_one(job: _Job, kind: str, out: Path, overwrite: bool) -> Manifest:
     started = time.perf_counter()
-    with open_source(kind, job.collection, job.settings, job.options) as reading:
+    with open_source(kind, job.collection, job.settings, job.options, job.adopted) as reading:
         preparer = Preparer(reading.spec, digest=kind != "journal", buckets=job.buckets)
         writer = SnapshotWriter(
             out,

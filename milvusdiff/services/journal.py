@@ -42,7 +42,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,6 +260,8 @@ def _writer_alive(directory: Path, token: str) -> bool:
 
 
 Key = int | str
+# seq of an auto_id insert in doubt -> (keys, digests) of the rows of it Milvus holds (workflow.adopt).
+Adoption = Mapping[int, tuple[Sequence[Key], Sequence[bytes]]]
 
 
 def encode_key(key: Key) -> bytes:
@@ -542,22 +544,22 @@ class Journal:
                 seq = int.from_bytes(k[len(_UNKEYED) :], "big")
                 record = json.loads(txn.get(_seq_key(seq), default=b"{}", db=self._ops))
                 if record.get("collection") == self._name(collection):
-                    found[seq] = [v[i : i + 16] for i in range(0, len(v), 16)]
+                    found[seq] = _digest_list(v)
         return found
 
-    def unkeyed_outstanding(self, collection: str) -> bool:
-        """Whether an auto_id insert of `collection` holds rows with no known key: settled in doubt, or still
-        pending (its writer may have died; recovery, in a writable open, will tell). Read-only."""
+    def unkeyed_outstanding(self, collection: str) -> dict[int, list[bytes]]:
+        """`unkeyed_in_doubt`, plus the auto_id inserts of `collection` still pending with no key known (a reader
+        takes a pending write as in doubt; its writer may have died, which only a writable open's recovery
+        settles): seq -> the digests (without key) of their rows."""
         with self._txn() as txn:
-            if self.unkeyed_in_doubt(collection, txn):
-                return True
+            found = self.unkeyed_in_doubt(collection, txn)
             with txn.cursor(db=self._intents) as cur:
                 for raw_seq, raw_intent in cur:
                     record = json.loads(txn.get(raw_seq, default=b"{}", db=self._ops))
-                    unkeyed = record.get("auto_id") and not _unpack_intent(raw_intent)[0]
-                    if unkeyed and record.get("collection") == collection:
-                        return True
-        return False
+                    keys, digests = _unpack_intent(raw_intent)
+                    if record.get("auto_id") and not keys and record.get("collection") == self._name(collection):
+                        found[int.from_bytes(raw_seq, "big")] = _digest_list(digests)
+        return found
 
     def adopt_unkeyed(self, seq: int, keys: Sequence[Key], digests: Sequence[bytes]) -> None:
         """The rows Milvus holds that match in-doubt auto_id insert `seq` (found by their digests without key)
@@ -570,8 +572,8 @@ class Journal:
             if raw_op is None:
                 raise JournalError(f"no operation {seq} in the journal")
             record = json.loads(raw_op)
-            encoded = [encode_key(k) for k in keys]
-            self._apply(txn, record, seq, (encoded, b"".join(digests)), "in_doubt")
+            with txn.cursor(db=self._keys) as cur:
+                cur.putmulti(self._adopted_items(txn, record, seq, keys, digests))
             record.update(n_keys=len(keys), keys_sample=[_jsonable(k) for k in keys[:_SAMPLE_KEYS]])
             record["adopted_rows"] = len(keys)
             txn.put(_seq_key(seq), json.dumps(record).encode(), db=self._ops)
@@ -706,6 +708,21 @@ class Journal:
                     found.update(self._intent_items(txn, record, seq, _unpack_intent(raw_intent), "in_doubt"))
         return found
 
+    def _adopted_items(
+        self, txn: Any, record: dict[str, Any], seq: int, keys: Sequence[Key], digests: Sequence[bytes]
+    ) -> list[tuple[bytes, bytes]]:
+        """The IN_DOUBT key states of the rows adopted by in-doubt auto_id insert `seq` (see adopt_unkeyed)."""
+        return self._intent_items(txn, record, seq, ([encode_key(k) for k in keys], b"".join(digests)), "in_doubt")
+
+    def _adoption_states(self, txn: Any, collection: str, adopted: Adoption) -> dict[bytes, bytes]:
+        """What `adopt_unkeyed` would write for `adopted`, for a reader that writes nothing (validate)."""
+        found: dict[bytes, bytes] = {}
+        for seq, (keys, digests) in adopted.items():
+            record = json.loads(txn.get(_seq_key(seq), default=b"{}", db=self._ops))
+            if record.get("collection") == collection:
+                found.update(self._adopted_items(txn, record, seq, keys, digests))
+        return found
+
     def record_drop_collection(self, collection: str) -> int:
         """Log the drop and forget the collection's key states, so a re-created namesake starts clean."""
         seq = self.begin(collection, "drop_collection", [])
@@ -784,13 +801,20 @@ class Journal:
         return out
 
     def iter_state_batches(
-        self, collection: str, key_name: str, key_type: pa.DataType, batch_rows: int = 65536
+        self,
+        collection: str,
+        key_name: str,
+        key_type: pa.DataType,
+        batch_rows: int = 65536,
+        adopted: Adoption | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Every key state of a collection as Arrow batches (decoding is vectorised per batch)."""
+        """Every key state of a collection as Arrow batches (decoding is vectorised per batch). `adopted`: rows
+        of in-doubt auto_id inserts found in Milvus, read as IN_DOUBT as if `adopt_unkeyed` had recorded them."""
         collection = self._name(collection)
         prefix = collection.encode() + b"\0"
         with self._txn() as txn, txn.cursor(db=self._keys) as cur:
             pending = self._pending_states(txn, collection) if self.readonly else {}
+            pending.update(self._adoption_states(txn, collection, adopted or {}))
             keys: list[bytes] = []
             values: list[bytes] = []
             if cur.set_range(prefix):
@@ -925,6 +949,10 @@ def _seq_key(seq: int) -> bytes:
 
 def _jsonable(key: Key) -> Any:
     return int(key) if isinstance(key, (int, np.integer)) else key
+
+
+def _digest_list(blob: bytes) -> list[bytes]:
+    return [blob[i : i + 16] for i in range(0, len(blob), 16)]
 
 
 def _pack_intent(encoded: list[bytes], digest_blob: bytes) -> bytes:

@@ -2,13 +2,16 @@
 
 An auto_id insert learns its keys only from Milvus' answer. When that answer never comes (a timeout, or the
 writer killed in flight), the journal holds the number of rows and each row's digest without its key
-(`Journal.begin_unkeyed`). Here Milvus is read for the keys the journal has never seen, those rows' digests
-without key are matched against the write's, and the matching keys are handed to the journal as that write's
-keys, IN_DOUBT (`Journal.adopt_unkeyed`). From then on they are ordinary in-doubt keys: validate reports them
-`in_doubt`, and `repair --from journal` makes the rows Milvus holds the truth in the shadow and the journal.
+(`Journal.begin_unkeyed`). Here Milvus is read for the keys the journal has never seen, and those rows' digests
+without key are matched against the write's: the matching keys are that write's keys, IN_DOUBT.
+
+Repair records them for good (`Journal.adopt_unkeyed`): from then on they are ordinary in-doubt keys, which
+`repair --from journal` settles from Milvus. Validate only reads: it computes the same match in memory and lays
+it over the key states it exports (`adopted_for_validate`), so it reports those rows `in_doubt` and leaves the
+journal's files byte-identical.
 
 The read costs a pass over Milvus' keys plus the rows of the unseen keys, and happens only while such a write
-is outstanding (validate and repair call `adopt_unkeyed_rows` first; it returns at once otherwise).
+is outstanding (nothing is read otherwise).
 """
 
 from __future__ import annotations
@@ -22,39 +25,52 @@ from pymilvus import MilvusClient
 
 from milvusdiff.config import Settings
 from milvusdiff.services.journal import Journal
+from milvusdiff.services.milvus import resolve_collection, shadow_database
 from milvusdiff.types.digest import row_digests, unkeyed_digests
 from milvusdiff.types.spec import CollectionSpec
 from milvusdiff.workflow.fetch import loaded, milvus_rows
 
 _KEY_BATCH = 16384  # Milvus' largest query result
+Matched = dict[int, tuple[list[Any], list[bytes]]]  # seq -> keys and digests (with key) of its rows in Milvus
 
 
-def adopt_for_validate(collection: str, settings: Settings) -> int:
-    """adopt_unkeyed_rows before validate exports the journal. The journal is only read unless an auto_id insert
-    of the collection has rows with no known key, settled in doubt or still pending (a killed writer's intent is
-    settled by the recovery of the writable open that follows); only then is Milvus read."""
+def adopted_for_validate(collection: str, settings: Settings) -> Matched:
+    """The rows of the outstanding auto_id inserts of `collection` (settled in doubt, or still pending: a read
+    takes a pending write as in doubt), matched in Milvus, for validate to read as IN_DOUBT. The journal is
+    opened read-only, and Milvus is read only when such a write exists."""
     from milvusdiff.export.sources.milvus import connect
 
     if not (settings.journal_path / "data.mdb").exists():
-        return 0
-    with Journal(settings.journal_path, readonly=True) as reader:  # the usual case changes nothing on disk
-        spec = reader.collection_spec(collection)
-        if spec is None or not reader.unkeyed_outstanding(collection):
-            return 0
-    with Journal(settings.journal_path) as journal:
-        client = connect(settings)
+        return {}
+    database, name = resolve_collection(settings, collection)
+    with Journal(settings.journal_path, readonly=True, database=shadow_database(settings, database)) as journal:
+        spec = journal.collection_spec(name)
+        outstanding = journal.unkeyed_outstanding(name)
+        if spec is None or not outstanding:
+            return {}
+        client = connect(settings, database)
         try:
-            return adopt_unkeyed_rows(client, journal, spec)
+            return match_unkeyed_rows(client, journal, spec, outstanding)
         finally:
             client.close()
 
 
 def adopt_unkeyed_rows(client: MilvusClient, journal: Journal, spec: CollectionSpec) -> int:
-    """Give every outstanding in-doubt auto_id insert of `spec` the keys of its rows in Milvus; returns how many
-    keys were adopted."""
-    outstanding = journal.unkeyed_in_doubt(spec.name)
+    """Record, for every auto_id insert of `spec` settled in doubt with no key known, the keys of its rows in
+    Milvus (none: none were written); returns how many keys were adopted."""
+    matched = match_unkeyed_rows(client, journal, spec, journal.unkeyed_in_doubt(spec.name))
+    for seq, (keys, digests) in sorted(matched.items()):
+        journal.adopt_unkeyed(seq, keys, digests)
+    return sum(len(keys) for keys, _ in matched.values())
+
+
+def match_unkeyed_rows(
+    client: MilvusClient, journal: Journal, spec: CollectionSpec, outstanding: dict[int, list[bytes]]
+) -> Matched:
+    """For each write of `outstanding` (seq -> digests without key of its rows), the rows Milvus holds under
+    keys the journal has never seen whose digests match; every write gets an entry, empty when none match."""
     if not outstanding:
-        return 0
+        return {}
     key = spec.primary.name
     key_type = pa.int64() if spec.primary.type == "INT64" else pa.string()
     with loaded(client, spec.name):
@@ -64,19 +80,16 @@ def adopt_unkeyed_rows(client: MilvusClient, journal: Journal, spec: CollectionS
             held = held.filter(pc.invert(pc.is_in(held, value_set=pa.concat_arrays(known))))
         rows = milvus_rows(client, spec, held.to_pylist()) if len(held) else None
     if rows is None or rows.num_rows == 0:
-        for seq in outstanding:
-            journal.adopt_unkeyed(seq, [], [])  # Milvus holds none of its rows: none were written
-        return 0
+        return {seq: ([], []) for seq in outstanding}  # Milvus holds none of their rows: none were written
     without_key = np.array(unkeyed_digests(rows, spec).to_pylist(), dtype=object)
     with_key = row_digests(rows, spec).to_pylist()
     keys = rows.column(key).to_pylist()
     taken = np.zeros(rows.num_rows, dtype=bool)
-    adopted = 0
+    matched: Matched = {}
     for seq, digests in sorted(outstanding.items()):
         match = _take(without_key, taken, digests)
-        journal.adopt_unkeyed(seq, [keys[i] for i in match], [with_key[i] for i in match])
-        adopted += len(match)
-    return adopted
+        matched[seq] = ([keys[i] for i in match], [with_key[i] for i in match])
+    return matched
 
 
 def _take(without_key: np.ndarray, taken: np.ndarray, digests: list[bytes]) -> list[int]:
@@ -86,7 +99,9 @@ def _take(without_key: np.ndarray, taken: np.ndarray, digests: list[bytes]) -> l
     for digest in digests:
         wanted[digest] = wanted.get(digest, 0) + 1
     match: list[int] = []
-    for i in np.flatnonzero(~taken & np.isin(without_key, list(wanted))).tolist():
+    # An object array: numpy would make a list of bytes a fixed-width one, dropping a digest's trailing NULs.
+    candidates = np.isin(without_key, np.array(list(wanted), dtype=object))
+    for i in np.flatnonzero(~taken & candidates).tolist():
         digest = without_key[i]
         if wanted[digest]:
             wanted[digest] -= 1

@@ -73,7 +73,7 @@ def validate(
     from milvusdiff.compare.report import write_outputs
     from milvusdiff.export import export_collection
     from milvusdiff.export.staging import Staging
-    from milvusdiff.workflow.adopt import adopt_for_validate
+    from milvusdiff.workflow.adopt import adopted_for_validate
 
     settings = settings or Settings.resolve()
     target = Path(out) if out is not None else default_out(settings, collection)
@@ -84,7 +84,8 @@ def validate(
         export_options: dict[str, Any] = {"settings": settings, "quiet": quiet}
         if batch_size is not None:
             export_options["batch_size"] = batch_size
-        adopt_for_validate(collection, settings)  # rows of auto_id inserts in doubt: IN_DOUBT, not unknown
+        # Rows of auto_id inserts in doubt read as IN_DOUBT, not unknown; the journal itself is left as it was.
+        export_options["adopted"] = adopted_for_validate(collection, settings)
         manifest = export_collection(collection, source="all", out=snapshots, **export_options)
         options = make_options(journal=snapshots / "journal", three_way=True, **compare_options)
         scratch = Path(tempfile.mkdtemp(prefix=".scratch-", dir=options.temp_dir or staging.scratch))

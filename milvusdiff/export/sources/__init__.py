@@ -10,13 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
 from milvusdiff.config import Settings
 from milvusdiff.snapshot_format import SOURCE_META
 from milvusdiff.types.spec import CollectionSpec
+
+if TYPE_CHECKING:
+    from milvusdiff.services.journal import Adoption
 
 SOURCES = ("milvus", "pg", "journal")
 
@@ -64,11 +67,11 @@ def tag_source(schema: pa.Schema, kind: str) -> pa.Schema:
 
 
 def open_source(
-    kind: str, collection: str, settings: Settings, options: ReadOptions
+    kind: str, collection: str, settings: Settings, options: ReadOptions, adopted: Adoption | None = None
 ) -> AbstractContextManager[Reading]:
     """`collection` is `db.collection`, or a bare name in the URI's database. Every snapshot names it by its
     shadow name (types.spec.shadow_name), the name the shadow and the journal know it by, so a compare
-    arbitrating with the LMDB journal finds its key states."""
+    arbitrating with the LMDB journal finds its key states. `adopted` goes to the journal (export_collection)."""
     from milvusdiff.services.milvus import resolve_collection, shadow_database
     from milvusdiff.types.spec import shadow_name
 
@@ -84,4 +87,4 @@ def open_source(
         return open_pg(shadow, settings, options)
     from milvusdiff.export.sources.journal import open_journal
 
-    return open_journal(shadow, settings, options)
+    return open_journal(shadow, settings, options, adopted)

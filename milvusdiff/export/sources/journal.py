@@ -19,7 +19,14 @@ import pyarrow.compute as pc
 from milvusdiff.config import Settings
 from milvusdiff.errors import SnapshotError
 from milvusdiff.export.sources import ExtraFile, ReadOptions, tag_source
-from milvusdiff.services.journal import COMPLETE_KEY, FORMAT_VERSION, FORMAT_VERSION_KEY, STATE_SCHEMA_FIELDS, Journal
+from milvusdiff.services.journal import (
+    COMPLETE_KEY,
+    FORMAT_VERSION,
+    FORMAT_VERSION_KEY,
+    STATE_SCHEMA_FIELDS,
+    Adoption,
+    Journal,
+)
 from milvusdiff.snapshot_format import KEY_META, format_metadata
 from milvusdiff.types.digest import DIGEST_VERSION, DIGEST_VERSION_KEY
 from milvusdiff.types.typemap import TIMESTAMP_TYPE, arrow_field
@@ -49,8 +56,11 @@ class JournalReading:
     with_partition = False
     expected_rows: int | None = None  # counting a collection's keys would take a pass of its own
 
-    def __init__(self, journal: Journal, collection: str, options: ReadOptions) -> None:
+    def __init__(
+        self, journal: Journal, collection: str, options: ReadOptions, adopted: Adoption | None = None
+    ) -> None:
         self.journal = journal
+        self.adopted = adopted
         self.name = collection
         self.uri = str(journal.path.resolve())
         self.options = options
@@ -76,7 +86,7 @@ class JournalReading:
 
     def _read(self) -> Iterator[pa.Table]:
         batches = self.journal.iter_state_batches(
-            self.name, self.key_field.name, self.key_field.type, batch_rows=self.options.batch_size
+            self.name, self.key_field.name, self.key_field.type, self.options.batch_size, self.adopted
         )
         for batch in batches:
             for entry in pc.value_counts(batch.column("state")).to_pylist():
@@ -123,9 +133,11 @@ def _oplog_batch(records: list[dict[str, Any]], schema: pa.Schema) -> pa.RecordB
 
 
 @contextmanager
-def open_journal(collection: str, settings: Settings, options: ReadOptions) -> Iterator[JournalReading]:
+def open_journal(
+    collection: str, settings: Settings, options: ReadOptions, adopted: Adoption | None = None
+) -> Iterator[JournalReading]:
     path = settings.journal_path
     if not (path / "data.mdb").exists():
         raise SnapshotError(f"no journal at {path}")
     with Journal(path, readonly=True) as journal:
-        yield JournalReading(journal, collection, options)
+        yield JournalReading(journal, collection, options, adopted)
