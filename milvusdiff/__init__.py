@@ -55,10 +55,10 @@ from milvusdiff.errors import (
 
 if TYPE_CHECKING:
     from milvusdiff.client.shadow import ShadowClient
-    from milvusdiff.compare.comparator import Tolerance
     from milvusdiff.compare.options import CompareOptions
     from milvusdiff.compare.result import CompareResult
     from milvusdiff.compare.summary import ColumnFinding, Summary
+    from milvusdiff.compare.tolerance import Tolerance
     from milvusdiff.export.manifest import Manifest
     from milvusdiff.workflow.repair import RepairReport
     from milvusdiff.workflow.validate import ValidateResult
@@ -157,7 +157,7 @@ def repair(
 _LAZY = {
     "ShadowClient": "milvusdiff.client.shadow",
     "CompareOptions": "milvusdiff.compare.options",
-    "Tolerance": "milvusdiff.compare.comparator",
+    "Tolerance": "milvusdiff.compare.tolerance",
     "CompareResult": "milvusdiff.compare.result",
     "ColumnFinding": "milvusdiff.compare.summary",
     "Summary": "milvusdiff.compare.summary",

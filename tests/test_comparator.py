@@ -16,11 +16,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from milvusdiff.cli.main import main
 from milvusdiff.compare import compare, positional
-from milvusdiff.compare.comparator import Kind, Tolerance, differs, floats_equal
+from milvusdiff.compare.comparator import Kind, differs, floats_equal
+from milvusdiff.compare.tolerance import Tolerance
 from milvusdiff.errors import ToleranceError
+from milvusdiff.types.canonical import canonical_json, same_json
 from milvusdiff.types.digest import row_digests
 from milvusdiff.types.spec import CollectionSpec, FieldSpec
 
@@ -254,3 +258,33 @@ def test_tolerance_does_not_hide_an_infinity(files: dict[str, Path], tmp_path: P
         found = _differing(tmp_path / "a.parquet", tmp_path / "b.parquet", tmp_path / engine, key="id", rtol=1e-6)
         assert found == [1], engine
     assert math.isinf(pq.read_table(tmp_path / "duckdb" / "diff.parquet").column("x__b")[0].as_py())
+
+
+_JSON_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, 1, -0.0, 0.0, 1.0, True, False, 10**16, 1e16]),
+    st.text(max_size=4),
+)
+_JSON = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_JSON, _JSON)
+def test_json_equality_is_canonical_text_equality(x: Any, y: Any) -> None:
+    """The comparator's JSON rule decides as the digest's canonical text does, for generated documents
+    (numbers of every spelling, NaN, infinities, booleans against 0 and 1, nesting)."""
+    assert same_json(x, y) == (canonical_json(x) == canonical_json(y))
+    assert same_json(x, x)
+
+
+def test_json_rows_compare_by_value_not_spelling() -> None:
+    a = pa.array(['{"a":1,"b":[1.0,true]}', '{"a":1}', "not json", "not json", '{"x":-0.0}', '{"n":NaN}'])
+    b = pa.array(['{"b":[1,true],"a":1.0}', '{"a":true}', "not json", "not json!", '{"x":0}', '{"n":NaN}'])
+    assert differs(Kind.JSON, a, b).tolist() == [False, True, False, True, False, False]

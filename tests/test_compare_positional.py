@@ -157,3 +157,34 @@ def test_row_group_statistics_rule_out_the_positional_path_before_reading(tmp_pa
         for name in ("sorted", "shuffled", "bare")
     }
     assert orders == {"sorted": True, "shuffled": False, "bare": None}
+
+
+@pytest.mark.parametrize("duplicate", [False, True])
+def test_shuffled_side_with_null_vectors_or_duplicates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, duplicate: bool
+) -> None:
+    """The side loaded whole while the keys are read: vectors held where DuckDB exported them until a null
+    vector turns the column into Arrow parts; duplicate keys found after the load started cancel it (SQL
+    path). Either way the same rows as Polars."""
+    import numpy as np
+
+    rows = 3000
+    vector = pa.list_(pa.float32(), 4)
+    values = np.random.default_rng(5).random((rows, 4), dtype=np.float32)
+    table_a = pa.table({"id": pa.array(range(rows), pa.int64()), "v": pa.array(list(values), vector)})
+    changed = values.copy()
+    changed[::7, 1] += 1
+    b_vectors = pa.array([None if i % 500 == 499 else list(row) for i, row in enumerate(changed)], vector)
+    table_b = pa.table({"id": pa.array(range(rows), pa.int64()), "v": b_vectors})
+    if duplicate:
+        table_b = pa.concat_tables([table_b, table_b.slice(10, 1)])
+    pq.write_table(table_a, tmp_path / "a.parquet", row_group_size=1000)
+    pq.write_table(_shuffled(table_b, 9), tmp_path / "b.parquet", row_group_size=1000)
+    used = _spy(monkeypatch)
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    fast = _run(a, b, tmp_path / "fast", "duckdb", key="id")
+    assert bool(used) is not duplicate
+    classes = [row["class"] for row in fast[0]]
+    assert classes.count("changed") == len(range(0, rows, 7)) + len(range(499, rows, 500)) - 1  # 2499 is both
+    assert classes.count("duplicate_b") == int(duplicate)
+    assert fast == _run(a, b, tmp_path / "polars", "polars", key="id")

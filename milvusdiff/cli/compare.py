@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from milvusdiff.cli.gating import gate
+from milvusdiff.cli.lean import skip_pandas_probe
 from milvusdiff.cli.main import cli, overwrite_option
 from milvusdiff.compare.options import DEFAULT_MEMORY_LIMIT, ENGINES
 
@@ -116,6 +117,9 @@ def compare_command(
     from milvusdiff.compare import compare, make_options
     from milvusdiff.compare.options import parse_column_tolerance, parse_rename
     from milvusdiff.compare.terminal import print_differing_keys, print_summary
+
+    if engine != "spark":  # PySpark's driver converts through pandas
+        skip_pandas_probe()
 
     target = out if out is not None or not show or fmt == "json" else _scratch_out(ctx, temp_dir)
     extra = {"threads": threads} if threads else {}

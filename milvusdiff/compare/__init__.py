@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from milvusdiff.compare.api import compare, make_options
-    from milvusdiff.compare.comparator import Tolerance
     from milvusdiff.compare.options import CompareOptions
     from milvusdiff.compare.result import CompareResult
+    from milvusdiff.compare.tolerance import Tolerance
 
 _EXPORTS = {
     "compare": "milvusdiff.compare.api",
     "make_options": "milvusdiff.compare.api",
     "CompareOptions": "milvusdiff.compare.options",
-    "Tolerance": "milvusdiff.compare.comparator",
+    "Tolerance": "milvusdiff.compare.tolerance",
     "CompareResult": "milvusdiff.compare.result",
 }
 

@@ -35,14 +35,14 @@ Interface (engine-independent; Arrow and numpy in, numpy out, no engine imported
 from __future__ import annotations
 
 import enum
-import math
-from dataclasses import dataclass
+import json
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from milvusdiff.errors import ToleranceError
+from milvusdiff.compare.tolerance import EXACT, Tolerance
+from milvusdiff.types.canonical import same_json
 
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
@@ -61,32 +61,6 @@ def is_list(arrow_type: pa.DataType) -> bool:
     return bool(
         pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type)
     )
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """|a - b| <= atol + rtol * |b|; the default (0, 0) means exact bits, since the shadow store keeps exact bits."""
-
-    atol: float = 0.0
-    rtol: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("atol", "rtol"):
-            value = getattr(self, name)
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise ToleranceError(f"`{name}` must be a finite number >= 0, got {value!r}") from None
-            if not math.isfinite(number) or number < 0:
-                raise ToleranceError(f"`{name}` must be a finite number >= 0, got {value!r}")
-            object.__setattr__(self, name, number)
-
-    @property
-    def exact(self) -> bool:
-        return self.atol == 0.0 and self.rtol == 0.0
-
-
-EXACT = Tolerance()
 
 
 # -- numpy ------------------------------------------------------------------------------------------
@@ -245,19 +219,15 @@ def _json_equal(a: pa.Array, b: pa.Array) -> np.ndarray:
     result = np.asarray(pc.equal(a, b).fill_null(True).to_numpy(zero_copy_only=False), dtype=bool)
     rows = np.flatnonzero(~result)
     if rows.size:
-        # Imported here: parsing JSON is needed only when some text differs.
-        from milvusdiff.types.canonical import canonical_json_text
-
-        def canonical(text: str | None) -> str | None:
-            """Text that is not JSON stays as it is: it then equals only identical text."""
-            if text is None:
-                return None
-            try:
-                return canonical_json_text(text)
-            except ValueError:
-                return text
-
         take = pa.array(rows)
         pairs = zip(a.take(take).to_pylist(), b.take(take).to_pylist(), strict=True)
-        result[rows] = [canonical(x) == canonical(y) for x, y in pairs]
+        result[rows] = [_same_json_text(x, y) for x, y in pairs]
     return result
+
+
+def _same_json_text(x: str, y: str) -> bool:
+    """Text that is not JSON equals only identical text (and these texts differ)."""
+    try:
+        return same_json(json.loads(x), json.loads(y))
+    except ValueError:
+        return False

@@ -244,34 +244,48 @@ def _positional(
 ) -> positional.Scans | None:
     """The scans of the positional path and its layout, or None for the SQL path (see positional.py).
 
-    Key statistics that show both sides out of order rule it out before anything is read; when they
-    show both in order, the wide columns start decoding while the keys are checked."""
+    Key statistics that show both sides out of order rule it out before anything is read. The wide
+    columns start decoding while the keys are checked: both sides in file order when the statistics show
+    both in order, or the side they show out of order loaded whole (the longest step: the merge waits for
+    it) beside the other in file order."""
     key = plan.keys[0]
     orders = (positional.stats_order(side_a, key.name), positional.stats_order(side_b, key.b_name))
     if orders == (False, False):
         return None
-    # The keys and wide columns in file order, one thread a scan: two scans fill two cores, and an ordered
-    # scan on several threads would buffer whatever its threads decode ahead of the order.
+    budget = load_budget(options.memory_limit)
+    whole = {"a": orders[0] is False, "b": orders[1] is False}
+    for label, side in (("a", side_a), ("b", side_b)):
+        if whole[label] and positional.load_bytes(plan, side, label) > budget:
+            return None
     con.execute("SET preserve_insertion_order = true")
-    con.execute("SET threads = 1")
-    early = positional.Scans(con, plan, side_a, side_b) if False not in orders else None
+    # Both sides in file order: one thread a scan, two scans fill two cores (an ordered scan on several
+    # threads would buffer whatever its threads decode ahead of the order). A side loaded whole has the
+    # merge waiting for it: every core.
+    con.execute(f"SET threads = {int(options.threads) if any(whole.values()) else 1}")
+    early: positional.Scans | None = None
+    if None not in orders:
+        early = positional.Scans(
+            con, plan, side_a, side_b, *(positional.Order() if whole[label] else None for label in ("a", "b"))
+        )
     try:
-        found = positional.layout(con, plan, side_a, side_b, load_budget(options.memory_limit))
+        found = positional.layout(con, plan, side_a, side_b, budget)
     except BaseException:
         if early is not None:
             early.close()
         raise
-    in_file_order = found is not None and found.order_a is None and found.order_b is None
-    if early is not None and not in_file_order:
+    if early is not None and (found is None or not early.take(found)):
         early.close()
         early = None
     if found is None:
         con.execute("SET preserve_insertion_order = false")  # the SQL path's join needs no order
         con.execute(f"SET threads = {int(options.threads)}")
         return None
-    if not in_file_order:  # one side is read whole before the merge starts: let it use every core
+    if early is not None:
+        return early
+    if found.order_a is not None or found.order_b is not None:
         con.execute(f"SET threads = {int(options.threads)}")
-    scans = early or positional.Scans(con, plan, side_a, side_b, found.order_a, found.order_b)
+    given = (None if rows is None else positional.Order(rows) for rows in (found.order_a, found.order_b))
+    scans = positional.Scans(con, plan, side_a, side_b, *given)
     scans.layout = found
     return scans
 

@@ -33,10 +33,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from milvusdiff.compare.comparator import Kind, Tolerance, differs
+from milvusdiff.compare.comparator import Kind, differs
 from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.options import CompareOptions
 from milvusdiff.compare.plan import Plan, a_col, b_col, flag_col
+from milvusdiff.compare.tolerance import Tolerance
 from milvusdiff.errors import CompareError, ConfigError
 from milvusdiff.snapshot_format import DIGEST_COLUMN as DIGEST
 from milvusdiff.snapshot_format import PARTITION_COLUMN as PARTITION

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from milvusdiff.compare.comparator import EXACT, Tolerance
+from milvusdiff.compare.tolerance import EXACT, Tolerance
 from milvusdiff.errors import CompareError, ToleranceError
 
 ENGINES = ("duckdb", "polars", "spark")

@@ -18,6 +18,7 @@ other than numeric vectors) take the SQL path.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -187,47 +188,59 @@ def _reader(con: duckdb.DuckDBPyConnection, plan: Plan, side: Side, label: str) 
     return con.sql(f"SELECT {_select(plan, side, label)} FROM {source(side)}").to_arrow_reader(BATCH_ROWS)
 
 
-def _scan(con: duckdb.DuckDBPyConnection, plan: Plan, side: Side, label: str) -> Iterator[pa.RecordBatch]:
-    """The compared columns of one side, in file order, as record batches (closes `con`)."""
+def _scan(
+    con: duckdb.DuckDBPyConnection, plan: Plan, side: Side, label: str, after: Order | None
+) -> Iterator[pa.RecordBatch]:
+    """The compared columns of one side, in file order, as record batches, once the other side is loaded
+    whole if it is (closes `con`)."""
     try:
-        yield from _reader(con, plan, side, label)
+        if after is None or after.wait_loaded():
+            yield from _reader(con, plan, side, label)
     finally:
         con.close()
 
 
 class _Column:
-    """One column of a side loaded whole: null-free vectors as one numpy matrix (a numpy gather is many
-    times faster than Arrow's take on lists), anything else as one Arrow array."""
+    """One column of a side loaded whole. Null-free vectors stay in the buffers DuckDB exported them in,
+    viewed as numpy matrices and gathered chunk by chunk (a numpy gather is many times faster than Arrow's
+    take on lists, and copying them into one matrix doubled the peak and cost a page fault per 4 KiB);
+    anything else becomes one Arrow array."""
 
-    def __init__(self, arrow_type: pa.DataType, rows: int) -> None:
+    def __init__(self, arrow_type: pa.DataType) -> None:
         self.type = arrow_type
-        self.matrix = (
-            np.empty((rows, arrow_type.list_size), _DTYPES[arrow_type.value_type]) if _is_matrix(arrow_type) else None
-        )
+        self.views: list[np.ndarray] | None = [] if _is_matrix(arrow_type) else None
+        self.starts: list[int] = []
         self.parts: list[pa.Array] = []
         self.filled = 0
 
     def add(self, array: pa.Array) -> None:
-        if self.matrix is not None and not array.null_count and not array.values.null_count:
-            self.matrix[self.filled : self.filled + len(array)] = _matrix(array)
+        if self.views is not None and not array.null_count and not array.values.null_count:
+            self.views.append(_matrix(array))  # a view: keeps DuckDB's buffer alive, copies nothing
+            self.starts.append(self.filled)
         else:
-            if self.matrix is not None:  # a null vector: hold this column as Arrow from here on
+            if self.views is not None:  # a null vector: hold this column as Arrow from here on
                 self.parts = [
-                    pa.FixedSizeListArray.from_arrays(pa.array(self.matrix[: self.filled].reshape(-1)), type=self.type)
+                    pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), type=self.type) for v in self.views
                 ]
-                self.matrix = None
+                self.views = None
             # A copy: an array DuckDB exported keeps its whole batch alive, the wide columns included.
             self.parts.append(pa.concat_arrays([array]))
         self.filled += len(array)
 
     def finish(self) -> None:
-        if self.matrix is None:
+        if self.views is None:
             self.parts = [pa.concat_arrays(self.parts) if self.parts else pa.array([], self.type)]
 
     def take(self, rows: np.ndarray) -> pa.Array:
-        if self.matrix is not None:
-            return pa.FixedSizeListArray.from_arrays(pa.array(self.matrix[rows].reshape(-1)), type=self.type)
-        return self.parts[0].take(pa.array(rows))
+        if self.views is None:
+            return self.parts[0].take(pa.array(rows))
+        out = np.empty((len(rows), self.type.list_size), _DTYPES[self.type.value_type])
+        if self.views:
+            chunk = np.searchsorted(self.starts, rows, side="right") - 1
+            for c in np.unique(chunk).tolist():
+                picked = chunk == c
+                out[picked] = self.views[c][rows[picked] - self.starts[c]]
+        return pa.FixedSizeListArray.from_arrays(pa.array(out.reshape(-1)), type=self.type)
 
 
 _DTYPES = {pa.float32(): np.float32, pa.float64(): np.float64, pa.int8(): np.int8, pa.int16(): np.int16}
@@ -237,25 +250,65 @@ def _is_matrix(arrow_type: pa.DataType) -> bool:
     return pa.types.is_fixed_size_list(arrow_type) and arrow_type.value_type in _DTYPES
 
 
+class Order:
+    """The row order a side loaded whole is replayed in, known only once both sides' keys are read: the
+    load starts before (it is the longest step) and waits here for it, or for cancel() when the keys rule
+    the positional path out. The other side's scan waits for the load to end (`loaded`): started with it,
+    it only buffered decoded rows nobody could consume yet, and competed with the load for the cores."""
+
+    def __init__(self, rows: np.ndarray | None = None) -> None:
+        self._rows = rows
+        self._known = threading.Event()
+        self._loaded = threading.Event()
+        self._cancelled = False
+        if rows is not None:
+            self._known.set()
+
+    def give(self, rows: np.ndarray) -> None:
+        self._rows = rows
+        self._known.set()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._known.set()
+        self._loaded.set()
+
+    def wait(self) -> np.ndarray | None:
+        self._known.wait()
+        return None if self._cancelled else self._rows
+
+    def load_ended(self) -> None:
+        self._loaded.set()
+
+    def wait_loaded(self) -> bool:
+        """False when cancelled: the scan waiting for it has nothing to do."""
+        self._loaded.wait()
+        return not self._cancelled
+
+
 def _reordered(
-    con: duckdb.DuckDBPyConnection, plan: Plan, side: Side, label: str, order: np.ndarray
+    con: duckdb.DuckDBPyConnection, plan: Plan, side: Side, label: str, order: Order
 ) -> Iterator[pa.RecordBatch]:
     """The compared columns of one side in the row order `order`: the side is read whole (bounded by
     layout()'s budget), then replayed batch by batch (closes `con`)."""
     try:
         reader = _reader(con, plan, side, label)
         schema = reader.schema
-        columns = [_Column(field.type, len(order)) for field in schema]
+        columns = [_Column(field.type) for field in schema]
         for batch in reader:
             for column, array in zip(columns, batch.columns, strict=True):
                 column.add(array)
     finally:
         con.close()
+        order.load_ended()
     for column in columns:
         column.finish()
-    for start in range(0, len(order), BATCH_ROWS):
-        rows = order[start : start + BATCH_ROWS]
-        yield pa.RecordBatch.from_arrays([column.take(rows) for column in columns], schema=schema)
+    rows_order = order.wait()
+    if rows_order is None:
+        return
+    for start in range(0, len(rows_order), BATCH_ROWS):
+        part = rows_order[start : start + BATCH_ROWS]
+        yield pa.RecordBatch.from_arrays([column.take(part) for column in columns], schema=schema)
 
 
 class _Window:
@@ -468,8 +521,8 @@ class _Merge:
 class Scans:
     """Both sides' compared columns, decoded in background threads from the moment this is made (while
     the keys are read), on cursors of the engine's database `con`, which must keep
-    preserve_insertion_order on while they run. A side with an `order` is replayed in that order (see
-    layout())."""
+    preserve_insertion_order on while they run. A side with an `Order` is loaded whole at once and
+    replayed in that order when it is given (see layout())."""
 
     def __init__(
         self,
@@ -477,18 +530,36 @@ class Scans:
         plan: Plan,
         side_a: Side,
         side_b: Side,
-        order_a: np.ndarray | None = None,
-        order_b: np.ndarray | None = None,
+        order_a: Order | None = None,
+        order_b: Order | None = None,
     ) -> None:
         sources = []
-        for side, label, order in ((side_a, "a", order_a), (side_b, "b", order_b)):
+        for side, label, order, other in ((side_a, "a", order_a, order_b), (side_b, "b", order_b, order_a)):
             cursor = con.cursor()
-            scan = _scan(cursor, plan, side, label) if order is None else _reordered(cursor, plan, side, label, order)
+            if order is None:
+                scan = _scan(cursor, plan, side, label, after=other)
+            else:
+                scan = _reordered(cursor, plan, side, label, order)
             sources.append(Prefetch(scan, depth=2))
         self.a, self.b = sources
+        self.orders = (order_a, order_b)
         self.layout: Layout | None = None  # set by the engine once the keys are read
 
+    def take(self, found: Layout) -> bool:
+        """Adopt the layout the keys gave, if these scans read the sides as it needs them."""
+        for order, rows in zip(self.orders, (found.order_a, found.order_b), strict=True):
+            if (order is None) != (rows is None):
+                return False
+        for order, rows in zip(self.orders, (found.order_a, found.order_b), strict=True):
+            if order is not None and rows is not None:
+                order.give(rows)
+        self.layout = found
+        return True
+
     def close(self) -> None:
+        for order in self.orders:
+            if order is not None:
+                order.cancel()  # a load waiting for its order stops instead of blocking close()
         self.a.close()
         self.b.close()
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from milvusdiff.compare.comparator import Tolerance
 from milvusdiff.compare.options import CompareOptions
+from milvusdiff.compare.tolerance import Tolerance
 
 if TYPE_CHECKING:
     from milvusdiff.compare.histogram import DeviationHistogram
