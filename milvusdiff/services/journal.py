@@ -16,7 +16,7 @@ the writer, and one file a user can copy. Databases inside the environment:
 Beside the environment, `writers/` holds one lock file per process writing to the journal, flock'ed while
 that process has it open: an intent records its writer's file, and recovery asks the lock, which the kernel
 drops when the process dies, whether the writer still runs (a pid cannot say: in a container every writer
-is pid 1, and pids are reused).
+is pid 1, and pids are reused). How handles are shared and writers locked: services/journal_env.py.
 
 Keys are encoded with a type tag, so the string '42' and the integer 42 are different keys.
 
@@ -34,14 +34,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
 import functools
 import json
 import os
 import struct
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +51,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from milvusdiff.errors import JournalError
+from milvusdiff.services.journal_env import (
+    WRITERS_DIR,
+    close_env,
+    open_env,
+    process_alive,
+    writer_alive,
+    writer_of,
+)
 from milvusdiff.types.digest import DIGEST_VERSION
 from milvusdiff.types.spec import CollectionSpec, in_database, shadow_name
 
@@ -95,168 +100,9 @@ _NO_DIGEST = bytes(16)
 _INT_OFFSET = 1 << 63
 _SAMPLE_KEYS = 10
 _INITIAL_MAP_SIZE = 64 << 20
-WRITERS_DIR = "writers"
 _UNKEYED = b"unkeyed:"
 
-# LMDB refuses a second handle on one environment in a process (its locks are per process), yet a
-# ShadowClient and an export or compare of the same journal may well share a process: they share it.
-# A reader opened while no handle of the process exists gets one of its own, read-only (readonly=True).
-# (path, read-only) -> [environment, number of open Journals, _Gate, _WriterLock | None, opened without locks]
-_ENVS: dict[tuple[Path, bool], list[Any]] = {}
-_ENVS_LOCK = threading.Lock()
 _VERSION_KEYS = {b"format_version": ("format", FORMAT_VERSION), b"digest_version": ("row-digest", DIGEST_VERSION)}
-
-
-class _Gate:
-    """Every transaction on one environment passes the gate together; growing the map passes it alone.
-
-    LMDB allows mdb_env_set_mapsize only while no transaction of the process is active: resizing while
-    another thread reads or writes fails (EINVAL on its next put) or corrupts that thread's view. A resize
-    waits for the transactions in flight to end and holds new ones back until the map has grown.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._active = 0
-        self._resizing = False
-        self._held = threading.local()  # transactions this thread has open
-
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
-            while self._resizing:
-                self._cond.wait()
-            self._active += 1
-        self._held.count = getattr(self._held, "count", 0) + 1
-        try:
-            yield
-        finally:
-            self._held.count -= 1
-            with self._cond:
-                self._active -= 1
-                self._cond.notify_all()
-
-    def alone(self, action: Callable[[], None]) -> None:
-        if getattr(self._held, "count", 0):
-            raise JournalError("the journal's map must grow while this thread holds one of its transactions open")
-        with self._cond:
-            while self._resizing:
-                self._cond.wait()
-            self._resizing = True
-            try:
-                while self._active:
-                    self._cond.wait()
-                action()
-            finally:
-                self._resizing = False
-                self._cond.notify_all()
-
-
-def _open_env(path: Path, map_size: int, sync: bool, readonly: bool) -> tuple[tuple[Path, bool], Any, _Gate, bool]:
-    """(registry key, environment, gate, unlocked): a reader shares any handle the process already has."""
-    with _ENVS_LOCK:
-        resolved = path.resolve()
-        found = [(resolved, False), (resolved, True)] if readonly else [(resolved, False)]
-        handle = next((k for k in found if k in _ENVS), (resolved, readonly))
-        entry = _ENVS.get(handle)
-        if entry is None:
-            if readonly:
-                unlocked = not _opened_elsewhere(path)
-                env = lmdb.open(str(path), readonly=True, lock=not unlocked, max_dbs=4, create=False)
-            else:
-                unlocked = False
-                env = lmdb.open(str(path), map_size=map_size, max_dbs=4, sync=sync, metasync=sync)
-            entry = _ENVS[handle] = [env, 0, _Gate(), None, unlocked]
-        entry[1] += 1
-        return handle, entry[0], entry[2], entry[4]
-
-
-def _close_env(handle: tuple[Path, bool]) -> None:
-    with _ENVS_LOCK:
-        entry = _ENVS[handle]
-        entry[1] -= 1
-        if entry[1] == 0:
-            entry[0].close()
-            if entry[3] is not None:
-                entry[3].release()
-            del _ENVS[handle]
-
-
-def _opened_elsewhere(path: Path) -> bool:
-    """Whether another process has the journal open (LMDB holds a lock on byte 0 of lock.mdb while it does).
-
-    Only then does a reader need LMDB's reader table, which lives in lock.mdb and so changes it; alone, a
-    reader opens without locks and leaves every byte of the journal as it was. Asking takes an exclusive
-    lock on that byte and drops it at once: no writer is ever kept waiting.
-    """
-    try:
-        fd = os.open(path / "lock.mdb", os.O_RDWR)
-    except OSError:
-        return False  # no lock file (or a read-only copy): nobody can be writing through it
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0, os.SEEK_SET)
-    except OSError:
-        return True
-    else:
-        fcntl.lockf(fd, fcntl.LOCK_UN, 1, 0, os.SEEK_SET)
-        return False
-    finally:
-        os.close(fd)
-
-
-def _writer_of(path: Path, create: bool) -> str | None:
-    """This process's writer token for the journal at `path` (made, and its file locked, on first use)."""
-    with _ENVS_LOCK:
-        entry = _ENVS[(path.resolve(), False)]
-        if entry[3] is None and create:
-            entry[3] = _WriterLock(path / WRITERS_DIR)
-        return None if entry[3] is None else str(entry[3].token)
-
-
-class _WriterLock:
-    """A file in `writers/`, flock'ed (exclusive) for as long as this process has the journal open.
-
-    The kernel releases a flock when its process dies, however it dies (kill -9 included), so a probe that
-    can take the lock has found a dead writer. Tokens are random, so a new process never takes a dead one's.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(exist_ok=True)
-        while True:
-            token = uuid.uuid4().hex
-            path = directory / f"{token}.lock"
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            # A recovery that probed the file between its creation and our lock took it for a dead writer's
-            # and removed it: then start over with another, or our intents would look orphaned.
-            try:
-                kept = os.stat(path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                kept = False
-            if kept:
-                break
-            os.close(fd)
-        self.token, self.path, self._fd = token, path, fd
-
-    def release(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        os.close(self._fd)
-
-
-def _writer_alive(directory: Path, token: str) -> bool:
-    """Whether another process still holds writer `token`'s lock (a missing file: it ended, or cleaned up)."""
-    try:
-        fd = os.open(directory / f"{token}.lock", os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 Key = int | str
@@ -322,7 +168,7 @@ class Journal:
                 raise JournalError(f"no journal at {self.path} (no data.mdb)")
             if not readonly:
                 self.path.mkdir(parents=True, exist_ok=True)
-            self._handle, self._env, self._gate, self._unlocked = _open_env(self.path, map_size, sync, readonly)
+            self._handle, self._env, self._gate, self._unlocked = open_env(self.path, map_size, sync, readonly)
             create = not self._handle[1]
             self._ops = self._env.open_db(b"ops", create=create)
             self._intents = self._env.open_db(b"intents", create=create)
@@ -365,7 +211,7 @@ class Journal:
 
     def close(self) -> None:
         if self._owner and self._env is not None:
-            _close_env(self._handle)
+            close_env(self._handle)
             self._env = None
 
     def __enter__(self) -> Journal:
@@ -501,7 +347,7 @@ class Journal:
             "time": time.time(),
             "status": "pending",
             "pid": os.getpid(),
-            "writer": _writer_of(self.path, create=True),
+            "writer": writer_of(self.path, create=True),
         }
         if target is not None:
             record["target"] = target
@@ -747,16 +593,16 @@ class Journal:
         journal to export or compare) is left for that writer to settle. Whether it is alive is asked of
         its lock in `writers/` (intents recorded before writers had locks fall back to their pid).
         """
-        own = _writer_of(self.path, create=False)
+        own = writer_of(self.path, create=False)
         directory = self.path / WRITERS_DIR
         alive: dict[str, bool] = {}
 
         def dead(record: dict[str, Any]) -> bool:
             token = record.get("writer")
             if not isinstance(token, str):
-                return not _process_alive(record.get("pid"))
+                return not process_alive(record.get("pid"))
             if token not in alive:
-                alive[token] = token == own or _writer_alive(directory, token)
+                alive[token] = token == own or writer_alive(directory, token)
             return not alive[token]
 
         with self._txn() as txn, txn.cursor(db=self._intents) as cur:
@@ -774,7 +620,7 @@ class Journal:
         if not directory.is_dir():
             return
         for lock in directory.glob("*.lock"):
-            if lock.stem != own and not _writer_alive(directory, lock.stem):
+            if lock.stem != own and not writer_alive(directory, lock.stem):
                 with contextlib.suppress(FileNotFoundError):
                     lock.unlink()
 
@@ -924,20 +770,6 @@ def _forget_keys(txn: Any, keys_db: Any, collection: str) -> None:
             while cur.key().startswith(prefix):
                 if not cur.delete():
                     break
-
-
-def _process_alive(pid: Any) -> bool:
-    """Whether the process that began a write still runs (records without a pid count as dead). Only for
-    intents older than writer locks: under a PID namespace or after pid reuse it can say "alive" wrongly."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
 
 
 _BOUND_DATABASE = b"uri_database"
