@@ -21,11 +21,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from helpers.faults import answer_lost
 from helpers.files import file_hashes
+from helpers.stores import lite_settings
 from pymilvus import DataType, MilvusClient
 from test_drills import (
     COLLECTION,
@@ -47,7 +48,10 @@ from milvusdiff.workflow.validate import validate
 CAN_UNSHARE = os.geteuid() == 0 and shutil.which("unshare") is not None
 needs_unshare = pytest.mark.skipif(not CAN_UNSHARE, reason="needs root and unshare(1) for a PID namespace")
 
-PARKED_WRITER = """
+
+def parked_writer(write: str) -> str:
+    """A writer process that runs `write` through a ShadowClient and parks right after Milvus answered it."""
+    return f"""
 import os, sys
 from milvusdiff.client.shadow import ShadowClient
 
@@ -61,23 +65,22 @@ def ack_then_park(seq, pending, call):
     return result
 
 client._call_milvus = ack_then_park
-keys = [int(k) for k in sys.argv[1].split(",")]
-client.upsert("drill", [{"id": k, "title": f"killed {k}", "emb": [float(k), 6.0, 0.5, -1.0]} for k in keys])
+{write}
 print("survived the kill", flush=True)
 """
+
+
+PARKED_WRITER = parked_writer(
+    """keys = [int(k) for k in sys.argv[1].split(",")]
+client.upsert("drill", [{"id": k, "title": f"killed {k}", "emb": [float(k), 6.0, 0.5, -1.0]} for k in keys])"""
+)
 
 
 @pytest.fixture
 def settings(pg_conn: str, journal_path: Path, tmp_path: Path) -> Settings:
     """The test's stores, with Milvus Lite (overriding conftest's `settings`): what is tested here happens in
     the client (journal, shadow), so it stays out of the real-server lane and its time budget."""
-    return Settings(
-        milvus_uri=str(tmp_path / "milvus.db"),
-        milvus_token=None,
-        pg_conn=pg_conn,
-        journal_path=journal_path,
-        home=tmp_path / "home",
-    )
+    return lite_settings(tmp_path, pg_conn, journal_path)
 
 
 @pytest.fixture
@@ -168,24 +171,10 @@ def test_writer_killed_as_pid_1_is_recovered_and_milvus_keeps_its_rows(drill: Se
 
 
 AUTO = "drill_auto"
-AUTO_WRITER = """
-import os, sys
-from milvusdiff.client.shadow import ShadowClient
-
-client = ShadowClient()
-real = client._call_milvus
-
-def ack_then_park(seq, pending, call):
-    result = real(seq, pending, call)
-    print("parked", os.getpid(), flush=True)
-    sys.stdin.read()  # until killed
-    return result
-
-client._call_milvus = ack_then_park
-n = int(sys.argv[1])
-client.insert("drill_auto", [{"title": f"killed {i}", "emb": [float(i), 6.0, 0.5, -1.0]} for i in range(n)])
-print("survived the kill", flush=True)
-"""
+AUTO_WRITER = parked_writer(
+    """n = int(sys.argv[1])
+client.insert("drill_auto", [{"title": f"killed {i}", "emb": [float(i), 6.0, 0.5, -1.0]} for i in range(n)])"""
+)
 
 
 def create_auto_collection(settings: Settings, rows: int) -> None:
@@ -209,16 +198,9 @@ def leave_auto_id_insert_in_doubt(settings: Settings, how: str, monkeypatch: pyt
     if how == "killed":
         run_parked_and_kill(settings, AUTO_WRITER, "40", pid_namespace=False)
         return
-    real = MilvusClient.insert
-
-    def applied_then_timed_out(self: MilvusClient, *args: Any, **kwargs: Any) -> Any:
-        real(self, *args, **kwargs)
-        raise TimeoutError("deadline exceeded before Milvus answered")
-
     client = ShadowClient.from_settings(settings)
     try:
-        with monkeypatch.context() as patch, pytest.raises(InDoubtError):
-            patch.setattr(MilvusClient, "insert", applied_then_timed_out)
+        with answer_lost(monkeypatch, "insert", applied=True), pytest.raises(InDoubtError):
             client.insert(AUTO, [{"title": f"lost {i}", "emb": [float(i), 6.0, 0.5, -1.0]} for i in range(40)])
     finally:
         client.close()

@@ -10,6 +10,7 @@ the ones that build a Lite path from tmp_path rely on Lite (use_database, which 
 from __future__ import annotations
 
 import inspect
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,6 +86,13 @@ def test_every_public_milvusclient_method_is_read_mirrored_or_refused() -> None:
         f"{unclassified}; decide in milvusdiff/client/coverage.py whether each is mirrored, refused or passes through"
     )
     assert not sorted((MIRRORED | refused | PASS_THROUGH) - methods), "classified methods pymilvus no longer has"
+
+
+def test_the_readme_names_every_mirrored_and_refused_method() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## What the ShadowClient mirrors", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(\w+)[`(]", section))  # `insert`, or `delete(ids=...)`
+    assert not sorted(MIRRORED - named) and not sorted(set(REFUSED) - named)
 
 
 def test_every_mirrored_and_refused_method_is_the_shadow_clients_own() -> None:

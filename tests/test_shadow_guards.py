@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 from helpers.schemas import create_small_collection
+from helpers.stores import lite_settings
 from psycopg import sql
 
 from milvusdiff.client.shadow import ShadowClient
@@ -32,13 +33,7 @@ MILVUSDIFF = Path(sys.executable).with_name("milvusdiff")
 def settings(pg_conn: str, journal_path: Path, tmp_path: Path) -> Settings:
     """The test's stores, with Milvus Lite (overriding conftest's `settings`): what is tested here happens in
     the client (journal, shadow), so it stays out of the real-server lane and its time budget."""
-    return Settings(
-        milvus_uri=str(tmp_path / "milvus.db"),
-        milvus_token=None,
-        pg_conn=pg_conn,
-        journal_path=journal_path,
-        home=tmp_path / "home",
-    )
+    return lite_settings(tmp_path, pg_conn, journal_path)
 
 
 def rows(keys: range, tag: str = "t") -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ A definite Milvus error rolls PostgreSQL back, marks the operation failed and ra
 An unknown outcome (timeout, dropped connection) marks the keys IN_DOUBT and raises InDoubtError.
 A PostgreSQL commit failure after Milvus succeeded is journaled as pg_missing and raises SyncError.
 If the process dies anywhere in between, the pending intent turns IN_DOUBT when the journal is
-next opened. So the journal always knows what happened; nothing is lost silently.
+next opened. So the journal always knows what happened; nothing is lost silently. A rename whose outcome
+is in doubt is settled when a ShadowClient opens, by asking Milvus which name it holds (client/renames.py).
 
 With auto_id the keys exist only once Milvus has answered, so steps 2 and 3 swap for inserts.
 Reads (query, search, get, iterators) are inherited untouched. Which methods are mirrored, refused
@@ -43,6 +44,7 @@ from pymilvus.exceptions import MilvusException
 
 from milvusdiff.client.coverage import REFUSED, ROW_CHANGING_PROPERTIES
 from milvusdiff.client.outcome import outcome_unknown
+from milvusdiff.client.renames import RenameRecovery, settle_renames
 from milvusdiff.config import Settings, redact
 from milvusdiff.errors import (
     InDoubtError,
@@ -146,6 +148,12 @@ class ShadowClient(MilvusClient):
         self._lite = hold_lite(settings)
         self._specs: dict[tuple[str | None, str], CollectionSpec] = {}  # by (shadow database, collection)
         self._specs_lock = threading.Lock()
+        # Renames left in doubt (by this journal's recovery at open, or by an earlier client): settled now.
+        try:
+            self.rename_recovery: list[RenameRecovery] = settle_renames(self)
+        except BaseException:
+            self.close()
+            raise
         log.info("ShadowClient: milvus=%s journal=%s", redact(settings.milvus_uri), settings.journal_path)
 
     @classmethod

@@ -10,8 +10,9 @@ the writer, and one file a user can copy. Databases inside the environment:
             found at open time belongs to a process that died mid-write: its keys become IN_DOUBT.
 - `keys`    collection + NUL + encoded key -> packed state (state, last seq, last op, digest, flags).
 - `meta`    the sequence counter, the spec of every collection seen, which of them the journal saw
-            created (`created:NAME`), the versions below, and (`unkeyed:` + seq) the row digests of an
-            auto_id insert left IN_DOUBT before Milvus named its keys (see `begin_unkeyed`).
+            created (`created:NAME`), the versions below, (`unkeyed:` + seq) the row digests of an
+            auto_id insert left IN_DOUBT before Milvus named its keys (see `begin_unkeyed`), and
+            (`rename_in_doubt:` + seq) each rename whose outcome is unknown until `settle_rename`.
 
 Beside the environment, `writers/` holds one lock file per process writing to the journal, flock'ed while
 that process has it open: an intent records its writer's file, and recovery asks the lock, which the kernel
@@ -101,6 +102,7 @@ _INT_OFFSET = 1 << 63
 _SAMPLE_KEYS = 10
 _INITIAL_MAP_SIZE = 64 << 20
 _UNKEYED = b"unkeyed:"
+_RENAME_IN_DOUBT = b"rename_in_doubt:"
 
 _VERSION_KEYS = {b"format_version": ("format", FORMAT_VERSION), b"digest_version": ("row-digest", DIGEST_VERSION)}
 
@@ -381,16 +383,21 @@ class Journal:
             with self._txn() as own:
                 return self.unkeyed_in_doubt(collection, own)
         found: dict[int, list[bytes]] = {}
+        for seq, digests in self._marked(txn, _UNKEYED):
+            record = json.loads(txn.get(_seq_key(seq), default=b"{}", db=self._ops))
+            if record.get("collection") == self._name(collection):
+                found[seq] = _digest_list(digests)
+        return found
+
+    def _marked(self, txn: Any, prefix: bytes) -> list[tuple[int, bytes]]:
+        """(seq, value) of the `meta` entries `prefix` + seq, oldest first."""
+        found = []
         with txn.cursor(db=self._meta) as cur:
-            if not cur.set_range(_UNKEYED):
-                return found
-            for k, v in cur:
-                if not k.startswith(_UNKEYED):
-                    break
-                seq = int.from_bytes(k[len(_UNKEYED) :], "big")
-                record = json.loads(txn.get(_seq_key(seq), default=b"{}", db=self._ops))
-                if record.get("collection") == self._name(collection):
-                    found[seq] = _digest_list(v)
+            if cur.set_range(prefix):
+                for k, v in cur:
+                    if not k.startswith(prefix):
+                        break
+                    found.append((int.from_bytes(k[len(prefix) :], "big"), bytes(v)))
         return found
 
     def unkeyed_outstanding(self, collection: str) -> dict[int, list[bytes]]:
@@ -462,25 +469,70 @@ class Journal:
     def commit_rename(self, seq: int, spec: CollectionSpec, new_name: str) -> None:
         """A rename reached every store: the collection's key states, spec and creation mark move to the new
         name, in the transaction that settles the operation."""
-        old, new = self._name(spec.name), self._name(new_name)
+        self._settle(seq, "committed", None, also=lambda txn: self._move_collection(txn, spec.name, new_name))
+
+    def _move_collection(self, txn: Any, old_name: str, new_name: str) -> None:
+        old, new = self._name(old_name), self._name(new_name)
         old_prefix, new_prefix = old.encode() + b"\0", new.encode() + b"\0"
+        moved = []
+        with txn.cursor(db=self._keys) as cur:
+            if cur.set_range(old_prefix):
+                while cur.key().startswith(old_prefix):
+                    moved.append((new_prefix + cur.key()[len(old_prefix) :], cur.value()))
+                    if not cur.delete():
+                        break
+            cur.putmulti(moved)
+        spec = txn.pop(b"spec:" + old.encode(), db=self._meta)
+        if spec is not None:
+            txn.put(
+                b"spec:" + new.encode(),
+                CollectionSpec.from_json(spec).with_name(new_name).to_json().encode(),
+                db=self._meta,
+            )
+        created = txn.pop(b"created:" + old.encode(), db=self._meta)
+        if created is not None:
+            txn.put(b"created:" + new.encode(), created, db=self._meta)
 
-        def move(txn: Any) -> None:
-            moved = []
-            with txn.cursor(db=self._keys) as cur:
-                if cur.set_range(old_prefix):
-                    while cur.key().startswith(old_prefix):
-                        moved.append((new_prefix + cur.key()[len(old_prefix) :], cur.value()))
-                        if not cur.delete():
-                            break
-                cur.putmulti(moved)
-            txn.delete(b"spec:" + old.encode(), db=self._meta)
-            txn.put(b"spec:" + new.encode(), spec.with_name(new_name).to_json().encode(), db=self._meta)
-            created = txn.pop(b"created:" + old.encode(), db=self._meta)
-            if created is not None:
-                txn.put(b"created:" + new.encode(), created, db=self._meta)
+    def renames_in_doubt(self) -> list[dict[str, Any]]:
+        """The op records of renames whose outcome is unknown (Milvus did not answer, their writer died, or
+        PostgreSQL failed after Milvus renamed), oldest first, of every database (`collection` is a shadow
+        name, `target` the new name in the same database). A reader counts the renames still pending too."""
+        with self._txn() as txn:
+            seqs = [seq for seq, _ in self._marked(txn, _RENAME_IN_DOUBT)]
+            if self.readonly:
+                with txn.cursor(db=self._intents) as cur:
+                    pending = [int.from_bytes(k, "big") for k in cur.iternext(keys=True, values=False)]
+                seqs += [seq for seq in pending if _op_of(txn, self._ops, seq) == "rename_collection"]
+            return [json.loads(txn.get(_seq_key(seq), db=self._ops)) for seq in sorted(seqs)]
 
-        self._settle(seq, "committed", None, also=move)
+    def settle_rename(self, seq: int, old_name: str, new_name: str, renamed: bool, how: str) -> None:
+        """Settle a rename in doubt once Milvus has said which name it holds (client/renames.py): renamed, it is
+        committed and the collection moves as in commit_rename; not renamed, it failed and nothing moves. `how`
+        (why it was decided) goes into the op record as `recovery`. A rename already settled is left alone."""
+
+        def work(txn: Any) -> None:
+            if txn.pop(_RENAME_IN_DOUBT + _seq_key(seq), db=self._meta) is None:
+                return  # settled meanwhile, by another client's recovery
+            if renamed:
+                self._move_collection(txn, old_name, new_name)
+            record = json.loads(txn.get(_seq_key(seq), db=self._ops))
+            record.update(status="committed" if renamed else "failed", settled=time.time(), recovery=how)
+            txn.put(_seq_key(seq), json.dumps(record).encode(), db=self._ops)
+
+        self._write(work)
+
+    def note_rename_undecided(self, seq: int, why: str) -> None:
+        """A rename in doubt that cannot be settled yet (Milvus holds both names, or neither): it stays in doubt,
+        with `why` in its op record as `recovery`, and is tried again by the next recovery."""
+
+        def work(txn: Any) -> None:
+            record = json.loads(txn.get(_seq_key(seq), db=self._ops))
+            marked = txn.get(_RENAME_IN_DOUBT + _seq_key(seq), db=self._meta) is not None
+            if marked and (record["status"], record.get("recovery")) != ("in_doubt", why):
+                record.update(status="in_doubt", recovery=why)
+                txn.put(_seq_key(seq), json.dumps(record).encode(), db=self._ops)
+
+        self._write(work)
 
     def _settle(self, seq: int, status: str, error: str | None, also: Callable[[Any], None] | None = None) -> None:
         def work(txn: Any) -> None:
@@ -494,6 +546,8 @@ class Journal:
                 self._apply(txn, record, seq, unpacked, status)
                 if status == "in_doubt" and record.get("auto_id") and not unpacked[0]:
                     txn.put(_UNKEYED + _seq_key(seq), unpacked[1], db=self._meta)  # keys never came back
+            if record["op"] == "rename_collection" and status in ("in_doubt", "pg_missing"):
+                txn.put(_RENAME_IN_DOUBT + _seq_key(seq), b"", db=self._meta)  # for client/renames.py to settle
             record["status"] = status
             record["settled"] = time.time()
             if error:
@@ -760,6 +814,11 @@ def _op_name(code: int) -> str:
             f"the journal holds operation code {code}, unknown to this milvusdiff (a newer one wrote it)"
         )
     return name
+
+
+def _op_of(txn: Any, ops_db: Any, seq: int) -> str | None:
+    raw = txn.get(_seq_key(seq), db=ops_db)
+    return json.loads(raw).get("op") if raw else None
 
 
 def _forget_keys(txn: Any, keys_db: Any, collection: str) -> None:

@@ -27,6 +27,12 @@ def shadow_name(database: str | None, collection: str) -> str:
     return f"{database}.{collection}" if database else collection
 
 
+def split_shadow_name(name: str) -> tuple[str | None, str]:
+    """(database, collection) of a shadow name: the inverse of shadow_name."""
+    database, _, collection = name.rpartition(".")
+    return database or None, collection
+
+
 def in_database(names: list[str], database: str | None) -> list[str]:
     """The bare collection names, among shadow names, that belong to `database` (None: the URI's)."""
     if not database:

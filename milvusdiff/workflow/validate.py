@@ -41,14 +41,22 @@ def runs_dir(settings: Settings) -> Path:
 def _store_warnings(manifest: Manifest, collection: str) -> list[str]:
     """What the rows alone cannot show: a store whose own count(*) disagrees with the rows it returned, or
     that returned a key twice (real servers keep re-inserted keys, and may serve only one copy), and writes
-    the journal holds IN_DOUBT. The stores can agree row for row and still carry these."""
+    the journal holds IN_DOUBT, and renames of the collection in doubt. The stores can agree row for row and still
+    carry these."""
     warnings = list(manifest.warnings)
     journal = manifest.children.get("journal")
-    in_doubt = int((journal.extra.get("states") or {}).get("IN_DOUBT", 0)) if journal is not None else 0
+    extra = journal.extra if journal is not None else {}
+    in_doubt = int((extra.get("states") or {}).get("IN_DOUBT", 0))
     if in_doubt:
         warnings.append(
             f"journal: {in_doubt} keys are IN_DOUBT (a write whose outcome Milvus never confirmed); "
             f"`milvusdiff repair --collection {collection} --from journal` settles them"
+        )
+    for rename in extra.get("renames_in_doubt") or []:
+        warnings.append(
+            f"journal: rename_collection {rename['from']!r} -> {rename['to']!r} (operation {rename['seq']}) is in "
+            "doubt; a ShadowClient settles it when it opens (as `milvusdiff repair` does), by asking Milvus which "
+            "name it holds"
         )
     return warnings
 

@@ -29,6 +29,7 @@ from milvusdiff.services.journal import (
 )
 from milvusdiff.snapshot_format import KEY_META, format_metadata
 from milvusdiff.types.digest import DIGEST_VERSION, DIGEST_VERSION_KEY
+from milvusdiff.types.spec import shadow_name, split_shadow_name
 from milvusdiff.types.typemap import TIMESTAMP_TYPE, arrow_field
 
 OPLOG_NAME = "oplog.parquet"
@@ -102,7 +103,17 @@ class JournalReading:
             "complete": self.complete,
             "format_version": FORMAT_VERSION,
             "digest_version": DIGEST_VERSION,
+            "renames_in_doubt": self._renames_in_doubt(),
         }
+
+    def _renames_in_doubt(self) -> list[dict[str, Any]]:
+        """Renames from or to this collection whose outcome is unknown: its rows may be under either name."""
+        found = []
+        for record in self.journal.renames_in_doubt():
+            new = shadow_name(split_shadow_name(record["collection"])[0], record["target"])
+            if self.name in (record["collection"], new):
+                found.append({"seq": record["seq"], "from": record["collection"], "to": new})
+        return found
 
     def extra_files(self) -> list[ExtraFile]:
         schema = _oplog_schema(self.key_field.type)
