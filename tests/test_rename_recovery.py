@@ -1,7 +1,8 @@
 """A rename_collection whose outcome is in doubt is settled when a ShadowClient next opens, by what Milvus holds.
 
 The fault is injected into the real flow on Milvus Lite: pymilvus' rename raises a timeout after or before it
-really renamed, or the writer is killed right after Milvus renamed (before PostgreSQL commits). Recovery then
+really renamed, the writer is killed right after Milvus renamed (before PostgreSQL commits), or PostgreSQL's
+commit fails after Milvus renamed. Recovery then
 finishes the shadow's rename, or keeps the old name, and validate finds the stores in agreement; when Milvus
 holds both names it guesses nothing, and validate says so, until Milvus holds exactly one.
 """
@@ -19,12 +20,14 @@ from helpers.stores import lite_settings
 from pymilvus import MilvusClient
 from test_drills import release_lite
 from test_drills_recovery import parked_writer, run_parked_and_kill
+from test_shadow_client import terminate_before_commit
 
 from milvusdiff.client.renames import RenameRecovery
 from milvusdiff.client.shadow import ShadowClient
 from milvusdiff.config import Settings
-from milvusdiff.errors import InDoubtError
+from milvusdiff.errors import InDoubtError, SyncError
 from milvusdiff.services.journal import Journal
+from milvusdiff.services.pg import PendingWrite
 from milvusdiff.workflow.validate import validate
 
 KILLED_RENAME = parked_writer('client.rename_collection("before", "after")')
@@ -123,6 +126,26 @@ def test_a_rename_whose_writer_was_killed_after_milvus_renamed_is_finished(befor
     (recovery,) = reopen_and_write(before, "after")
     assert (recovery.seq, recovery.outcome) == (pending["seq"], "renamed")
     assert settled(before, pending["seq"])["status"] == "committed"
+    assert_agree(before, "after", tmp_path / "run")
+
+
+def test_a_rename_whose_shadow_commit_failed_after_milvus_renamed_is_finished(
+    before: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert before.pg_conn is not None
+    client = ShadowClient.from_settings(before)
+    try:
+        with monkeypatch.context() as patch, pytest.raises(SyncError, match="PostgreSQL could not commit"):
+            patch.setattr(PendingWrite, "commit", terminate_before_commit(before.pg_conn))
+            client.rename_collection("before", "after")
+        (record,) = client.journal.renames_in_doubt()
+        assert record["status"] == "pg_missing" and client.shadow.collections() == ["before"]
+    finally:
+        client.close()
+
+    (recovery,) = reopen_and_write(before, "after")
+    assert (recovery.seq, recovery.outcome) == (record["seq"], "renamed")
+    assert settled(before, record["seq"])["status"] == "committed"
     assert_agree(before, "after", tmp_path / "run")
 
 
