@@ -24,7 +24,7 @@ from milvusdiff.compare import compare, positional
 from milvusdiff.compare.comparator import Kind, differs, floats_equal
 from milvusdiff.compare.tolerance import Tolerance
 from milvusdiff.errors import ToleranceError
-from milvusdiff.types.canonical import canonical_json, same_json
+from milvusdiff.types.canonical import canonical_json, canonical_json_text, same_json, same_json_text
 from milvusdiff.types.digest import row_digests
 from milvusdiff.types.spec import CollectionSpec, FieldSpec
 
@@ -282,6 +282,52 @@ def test_json_equality_is_canonical_text_equality(x: Any, y: Any) -> None:
     (numbers of every spelling, NaN, infinities, booleans against 0 and 1, nesting)."""
     assert same_json(x, y) == (canonical_json(x) == canonical_json(y))
     assert same_json(x, x)
+
+
+def _spelled(value: Any, reverse: bool) -> Any:
+    """The same JSON value spelled otherwise: keys in another order, integral floats as ints."""
+    if isinstance(value, dict):
+        items = [(k, _spelled(v, reverse)) for k, v in value.items()]
+        return dict(reversed(items) if reverse else items)
+    if isinstance(value, list):
+        return [_spelled(v, reverse) for v in value]
+    if isinstance(value, float) and value.is_integer() and reverse:
+        return int(value)
+    return value
+
+
+@settings(max_examples=600, deadline=None)
+@given(_JSON, _JSON, st.booleans())
+def test_json_text_equality_is_canonical_text_equality(x: Any, y: Any, respell: bool) -> None:
+    """The fast path (Python's == on parsed values, then same_json where booleans or NaN are in the text)
+    decides as canonical text does, for pairs that differ and for the same value spelled otherwise."""
+    import json
+
+    text_x = json.dumps(x)
+    for other in (json.dumps(y), json.dumps(_spelled(x, respell)), "not json"):
+        try:
+            expected = canonical_json_text(text_x) == canonical_json_text(other)
+        except ValueError:
+            expected = text_x == other
+        assert same_json_text(text_x, other) == expected
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "same"),
+    [
+        ("[true]", "[1]", False),  # Python's == calls these equal
+        ('{"a":false,"b":2}', '{"b":2.0,"a":0}', False),
+        ('{"a":true,"b":2}', '{"b":2.0,"a":true}', True),
+        ('{"a":NaN,"b":1}', '{"b":1,"a":NaN}', True),
+        ("NaN", " NaN", True),  # Python's == calls these different
+        ("[NaN, 1.5]", "[NaN, 1.25]", False),
+        ("[-0.0, 1e16]", "[0, 10000000000000000]", True),
+        ('"true"', '"false"', False),
+    ],
+)
+def test_json_text_equality_where_python_equality_is_wrong(x: str, y: str, same: bool) -> None:
+    assert same_json_text(x, y) is same
+    assert (canonical_json_text(x) == canonical_json_text(y)) is same
 
 
 def test_json_rows_compare_by_value_not_spelling() -> None:

@@ -35,14 +35,13 @@ Interface (engine-independent; Arrow and numpy in, numpy out, no engine imported
 from __future__ import annotations
 
 import enum
-import json
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from milvusdiff.compare.tolerance import EXACT, Tolerance
-from milvusdiff.types.canonical import same_json
+from milvusdiff.types.canonical import same_json_text
 
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
@@ -221,13 +220,5 @@ def _json_equal(a: pa.Array, b: pa.Array) -> np.ndarray:
     if rows.size:
         take = pa.array(rows)
         pairs = zip(a.take(take).to_pylist(), b.take(take).to_pylist(), strict=True)
-        result[rows] = [_same_json_text(x, y) for x, y in pairs]
+        result[rows] = [same_json_text(x, y) for x, y in pairs]
     return result
-
-
-def _same_json_text(x: str, y: str) -> bool:
-    """Text that is not JSON equals only identical text (and these texts differ)."""
-    try:
-        return same_json(json.loads(x), json.loads(y))
-    except ValueError:
-        return False

@@ -79,6 +79,29 @@ def same_json(x: Any, y: Any) -> bool:
     return type(x) is type(y) and bool(x == y)
 
 
+def same_json_text(x: str, y: str) -> bool:
+    """Whether two JSON texts have the same canonical_json text; text that is not JSON equals only itself.
+
+    Python's own `==` on the parsed values runs in C and already ignores key order and equates 1 with
+    1.0 and -0.0 with 0, as the canonical form does. It differs from it in two ways only: True equals 1
+    (canonically they differ) and NaN does not equal NaN (canonically it does; inside containers `==`
+    agrees, as json.loads returns one NaN object and containers compare items by identity first). So `==`
+    decides, unless the texts hold a boolean (`==` said equal) or a NaN (`==` said different); then
+    same_json does."""
+    if x == y:
+        return True
+    try:
+        parsed_x, parsed_y = json.loads(x), json.loads(y)
+    except ValueError:
+        return False
+    if parsed_x == parsed_y:
+        if not any(word in text for text in (x, y) for word in ("true", "false")):
+            return True
+    elif "NaN" not in x and "NaN" not in y:
+        return False
+    return same_json(parsed_x, parsed_y)
+
+
 def parse_timestamptz(value: Any) -> datetime | None:
     """An aware UTC datetime from what pymilvus accepts or returns (ISO text with offset, or datetime).
 
