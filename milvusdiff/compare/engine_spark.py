@@ -158,18 +158,14 @@ def _counted_duplicates(rows_a: Any, rows_b: Any, dups: Any, plan: Plan) -> Any:
         keys = [f.col(f"__k{i}_{label}").alias(f"__k{i}_d") for i in range(n)]
         tagged.append(frame.select(*keys, f.lit(int(label == "a")).alias("ina"), f.lit(int(label == "b")).alias("inb")))
     both = tagged[0].union(tagged[1])
-    both = both.join(dups.toDF(*[f"__k{i}_x" for i in range(n)]), _dup_match(n), "left_semi")
+    others = dups.toDF(*[f"__k{i}_x" for i in range(n)])  # distinct names: both sides are called __k{i}_d
+    both = both.join(others, _key_match(both, others, n, "d", "x"), "left_semi")
     counts = both.groupBy(*[f"__k{i}_d" for i in range(n)]).agg(
         f.sum("ina").cast("long").alias("count_a"), f.sum("inb").cast("long").alias("count_b")
     )
     cls = f.when(f.col("count_a") > 1, f.lit("duplicate_a")).otherwise(f.lit("duplicate_b")).alias("class")
     names = [f.col(f"__k{i}_d").alias(k.name) for i, k in enumerate(plan.keys)]
     return counts.select(*names, cls, "count_a", "count_b")
-
-
-def _dup_match(n: int) -> Any:
-    f = _pyspark()
-    return reduce(lambda acc, c: acc & c, [f.col(f"__k{i}_d").eqNullSafe(f.col(f"__k{i}_x")) for i in range(n)])
 
 
 def _rules(plan: Plan) -> list[tuple[str, str, str, Kind, Tolerance]]:
