@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,9 @@ from test_compare_truth import SPEC, build_tables, digests_of, write_journal, wr
 from milvusdiff.compare import compare
 from milvusdiff.compare.api import make_options
 
+# The Spark Connect server's Java class; pyspark's jars ship it (start-connect-server.sh runs the same).
+CONNECT_SERVER = "org.apache.spark.sql.connect.service.SparkConnectServer"
+
 pytestmark = pytest.mark.spark
 
 # What legitimately differs between two runs of the same comparison: timing, the engine, and the staged
@@ -35,16 +40,70 @@ pytestmark = pytest.mark.spark
 VOLATILE = ("elapsed_seconds", "engine", "staged")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def spark() -> Iterator[Any]:
+def _need_spark() -> None:
     pytest.importorskip("pyspark", reason="the spark extra is not installed (make test-spark installs it)")
     if shutil.which("java") is None:
         pytest.skip("no Java runtime on PATH (make test-spark installs openjdk-17-jre-headless)")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def spark() -> Iterator[Any]:
+    _need_spark()
     from milvusdiff.compare.engine_spark import session
 
     started = session()
     yield started
     started.stop()
+
+
+@pytest.fixture(scope="session")
+def connect_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Spark Connect server in a process of its own, as a cluster runs one, for the whole session.
+
+    Its Python workers cannot import milvusdiff: a package of that name which raises on import comes
+    first on their path, as on a cluster where milvusdiff is not installed. A compare over this server
+    therefore passes only if the engine ships its own code with the job."""
+    _need_spark()
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    work = tmp_path_factory.mktemp("connect")
+    (work / "blocker" / "milvusdiff").mkdir(parents=True)
+    (work / "blocker" / "milvusdiff" / "__init__.py").write_text(
+        "raise ImportError('milvusdiff is not installed on this cluster')\n"
+    )
+    with socket.socket() as probe:  # a free port; nothing else here binds ports at random
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    local = ("spark.driver.host", "spark.driver.bindAddress", "spark.connect.grpc.binding.address")
+    conf = {key: "127.0.0.1" for key in local}
+    conf.update({"spark.connect.grpc.binding.port": str(port), "spark.ui.enabled": "false"})
+    conf["spark.sql.shuffle.partitions"] = "4"  # the server's own setting, as a cluster's admin sets it
+    argv = [str(home / "bin" / "spark-submit"), "--class", CONNECT_SERVER, "--master", "local[2]"]
+    argv += [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
+    env = dict(os.environ, SPARK_HOME=str(home), PYSPARK_PYTHON=sys.executable, PYTHONPATH=str(work / "blocker"))
+    log = work / "server.log"
+    with log.open("w") as sink:
+        server = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_port(server, port, log)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+
+
+def _wait_for_port(server: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Until the server accepts connections; fails with its log if it exits, or is not up in 5 minutes."""
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the Spark Connect server did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
 
 
 def _outcome(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -109,6 +168,28 @@ def test_case_twins_stay_two_columns_in_spark(tmp_path: Path) -> None:
     result = compare(tmp_path / "a.parquet", tmp_path / "b.parquet", key="id", engine="spark")
     assert result.summary.changed == 1
     assert {name: c.mismatches for name, c in result.summary.columns.items()} == {"val": 0, "VAL": 1}
+
+
+def test_spark_connect_client_agrees_with_duckdb(connect_url: str, tmp_path: Path) -> None:
+    """The CLI as a Spark Connect client: no JVM on its side (JAVA_HOME leads nowhere, so any attempt to
+    start one fails), the server's workers without milvusdiff, and still DuckDB's summary and rows."""
+    a, b, _ = build_tables()
+    side_a = write_snapshot(a, tmp_path / "a", "milvus")
+    side_b = write_snapshot(b, tmp_path / "b", "pg")
+    milvusdiff = str(Path(sys.executable).with_name("milvusdiff"))
+    runs = {"duckdb": [], "spark": ["--spark-master", connect_url]}
+    for engine, extra in runs.items():
+        argv = [milvusdiff, "compare", str(side_a), str(side_b), "--engine", engine, "--out", str(tmp_path / engine)]
+        env = dict(os.environ, JAVA_HOME=str(tmp_path / "no-java"))
+        done = subprocess.run([*argv, *extra], env=env, capture_output=True, text=True)
+        assert done.returncode == 1, done.stderr
+    summary, rows = _outcome(tmp_path / "spark")
+    assert (summary, rows) == _outcome(tmp_path / "duckdb")
+    assert json.loads((tmp_path / "spark" / "summary.json").read_text())["engine"] == "spark"
+    counts = {name: summary[name] for name in ("only_a", "only_b", "changed", "duplicate_a", "duplicate_b")}
+    assert counts == {"only_a": 5, "only_b": 3, "changed": 24, "duplicate_a": 1, "duplicate_b": 1}
+    differing_kinds = {c["kind"] for c in summary["columns"].values() if c["mismatches"]}
+    assert differing_kinds >= {"exact", "float", "float_list", "json", "sparse"}
 
 
 def test_missing_extra_is_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -85,12 +85,40 @@ def session(master: str | None = None) -> Any:
         spark = builder.getOrCreate()
     except Exception as exc:  # the JVM or the cluster is missing: one line, not a Java stack trace
         raise ConfigError(f"cannot start Spark ({master or 'local[*]'}): {str(exc).strip().splitlines()[0]}") from exc
-    if not (master and master.startswith("sc://")):
+    if not _is_connect(spark):
         spark.sparkContext.setLogLevel("ERROR")
     # Milvus field names are case-sensitive; Spark's are not by default (`val` and `VAL` would be one).
     spark.conf.set("spark.sql.caseSensitive", "true")
     spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
     return spark
+
+
+def _is_connect(spark: Any) -> bool:
+    """A Spark Connect session (an `sc://` master, or one made active by SPARK_REMOTE): it has no SparkContext."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def _ship(spark: Any, scratch: Path) -> None:
+    """Over Spark Connect, send milvusdiff's own source to the session as a Python artifact.
+
+    The cluster's Python workers run `decide`, which lives in milvusdiff, and a Databricks, EMR or
+    Dataproc cluster does not have milvusdiff installed (or has another version). Workers put a session's
+    Python artifacts ahead of their own packages, so they run the driver's comparator; what it imports
+    beyond the package (numpy, pyarrow) is what PySpark's Arrow support already needs there. The file
+    name carries a hash of the content: a session refuses a second, different artifact of one name."""
+    import hashlib
+    import zipfile
+
+    package = Path(__file__).resolve().parents[1]
+    sources = sorted(package.rglob("*.py"))
+    digest = hashlib.sha256()
+    for source in sources:
+        digest.update(str(source.relative_to(package)).encode() + b"\0" + source.read_bytes())
+    archive = scratch / f"milvusdiff-{digest.hexdigest()[:16]}.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for source in sources:
+            bundle.write(source, source.relative_to(package.parent))
+    spark.addArtifacts(str(archive), pyfile=True)
 
 
 def _q(name: str) -> str:
@@ -271,6 +299,8 @@ def stream(
         return
     spark = session(options.spark_master)
     try:
+        if _is_connect(spark):
+            _ship(spark, scratch)
         table = build(spark, plan, *sides, options.max_diffs).toArrow()
     except ConfigError:
         raise
