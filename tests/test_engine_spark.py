@@ -77,11 +77,12 @@ def connect_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         port = probe.getsockname()[1]
     local = ("spark.driver.host", "spark.driver.bindAddress", "spark.connect.grpc.binding.address")
     conf = {key: "127.0.0.1" for key in local}
-    conf.update({"spark.connect.grpc.binding.port": str(port), "spark.ui.enabled": "false"})
+    conf.update({"spark.connect.grpc.binding.port": str(port), "spark.ui.enabled": "false", "spark.log.level": "WARN"})
     conf["spark.sql.shuffle.partitions"] = "4"  # the server's own setting, as a cluster's admin sets it
     argv = [str(home / "bin" / "spark-submit"), "--class", CONNECT_SERVER, "--master", "local[2]"]
     argv += [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
-    env = dict(os.environ, SPARK_HOME=str(home), PYSPARK_PYTHON=sys.executable, PYTHONPATH=str(work / "blocker"))
+    env = dict(os.environ, SPARK_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable)
+    env["PYTHONPATH"] = str(work / "blocker")
     log = work / "server.log"
     with log.open("w") as sink:
         server = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT)
