@@ -193,6 +193,21 @@ def test_spark_connect_client_agrees_with_duckdb(connect_url: str, tmp_path: Pat
     assert differing_kinds >= {"exact", "float", "float_list", "json", "sparse"}
 
 
+@pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
+def test_a_python_worker_failure_is_named_by_its_own_error(spark: Any) -> None:
+    """What a cluster without numpy or pyarrow would show: the worker's error, not Spark's preamble."""
+    from milvusdiff.compare.engine_spark import reason
+
+    def fail(batches: Iterator[Any]) -> Iterator[Any]:
+        for batch in batches:
+            raise ImportError("No module named 'pyarrow'")
+            yield batch
+
+    with pytest.raises(Exception) as failed:
+        spark.range(3).mapInArrow(fail, "id long").toArrow()
+    assert reason(failed.value) == "a Python worker failed: ImportError: No module named 'pyarrow'"
+
+
 def test_missing_extra_is_one_line_and_exit_2(tmp_path: Path) -> None:
     """Without PySpark (here: an import that fails, as in an environment without the extra)."""
     blocker = tmp_path / "blocker"

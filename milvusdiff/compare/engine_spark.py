@@ -305,5 +305,21 @@ def stream(
     except ConfigError:
         raise
     except Exception as exc:
-        raise CompareError(f"Spark: {str(exc).strip().splitlines()[0]}") from exc
+        raise CompareError(f"Spark: {reason(exc)}") from exc
     yield iter(table.to_batches())
+
+
+def reason(exc: Exception) -> str:
+    """One line for a failed Spark job: Spark's first line, except when a Python worker (where the comparator
+    runs) failed. Then Spark's first line only says so ("An exception was thrown from the Python worker"),
+    and the cause a cluster's user must act on (a package missing there) is the last line of the worker's
+    traceback, before any JVM stack trace."""
+    from pyspark.errors import PythonException
+
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if isinstance(exc, PythonException):
+        worker = lines[: lines.index("JVM stacktrace:")] if "JVM stacktrace:" in lines else lines
+        return f"a Python worker failed: {worker[-1]}"
+    return lines[0]
