@@ -37,11 +37,12 @@ BATCH_ROWS = 65536
 BATCH_VECTOR_BYTES = 8 << 20
 
 
-def batch_rows(plan: Plan) -> int:
-    """Rows per batch: BATCH_ROWS, fewer for wide vectors so that a batch holds about BATCH_VECTOR_BYTES
-    of them. Every batch in flight (decoded ahead, held by the merge window, replayed, finished) is alive
-    at once, and at 65536 rows x 128 dims they made a third of the peak (1M rows: 1.65 -> 1.3 GB at 16384)
-    for about 10% more CPU."""
+def lean_batch_rows(plan: Plan) -> int:
+    """Rows per batch beside a side loaded whole: fewer for wide vectors, so that a batch holds about
+    BATCH_VECTOR_BYTES of them. Every batch in flight (decoded ahead, held by the merge window, replayed,
+    finished) is alive on top of the loaded side, and at 65536 rows x 128 dims they made a quarter of the
+    peak (1M rows: 1.65 -> 1.23 GB at 16384 rows). Two sides in file order keep BATCH_ROWS: they hold
+    less (0.8-1.0 GB) and smaller batches cost them about 5% in time."""
     width = sum(c.type_a.list_size * c.type_a.value_type.bit_width // 8 for c in plan.columns if _is_vector(c.type_a))
     return max(4096, min(BATCH_ROWS, BATCH_VECTOR_BYTES // width)) if width else BATCH_ROWS
 
@@ -191,11 +192,11 @@ def _select(plan: Plan, side: Side, label: str) -> str:
     return ", ".join(parts) if parts else "1 AS __none"
 
 
-def _reader(con: duckdb.DuckDBPyConnection, plan: Plan, side: Side, label: str) -> pa.RecordBatchReader:
+def _reader(con: duckdb.DuckDBPyConnection, plan: Plan, side: Side, label: str, rows: int) -> pa.RecordBatchReader:
     """The compared columns of one side in file order. `con` is a cursor of the engine's database (a new
     database costs about 80 ms, a cursor nothing), which keeps preserve_insertion_order on for this path."""
     con.execute("SET enable_progress_bar = false")  # printed on stdout past 2 s: it would corrupt --format json
-    return con.sql(f"SELECT {_select(plan, side, label)} FROM {source(side)}").to_arrow_reader(batch_rows(plan))
+    return con.sql(f"SELECT {_select(plan, side, label)} FROM {source(side)}").to_arrow_reader(rows)
 
 
 def _scan(
@@ -206,10 +207,10 @@ def _scan(
     two threads only decoded ahead of it, holding more memory (1M rows: 1.48 -> 1.30 GB peak)."""
     try:
         if after is None:
-            yield from _reader(con, plan, side, label)
+            yield from _reader(con, plan, side, label, BATCH_ROWS)
         elif after.wait_loaded():
             con.execute("SET threads = 1")  # the database's setting; the load, its other query, has ended
-            yield from _reader(con, plan, side, label)
+            yield from _reader(con, plan, side, label, lean_batch_rows(plan))
     finally:
         con.close()
 
@@ -306,7 +307,7 @@ def _reordered(
     """The compared columns of one side in the row order `order`: the side is read whole (bounded by
     layout()'s budget), then replayed batch by batch (closes `con`)."""
     try:
-        reader = _reader(con, plan, side, label)
+        reader = _reader(con, plan, side, label, lean_batch_rows(plan))
         schema = reader.schema
         columns = [_Column(field.type) for field in schema]
         for batch in reader:
@@ -320,7 +321,7 @@ def _reordered(
     rows_order = order.wait()
     if rows_order is None:
         return
-    rows = batch_rows(plan)
+    rows = lean_batch_rows(plan)
     for start in range(0, len(rows_order), rows):
         part = rows_order[start : start + rows]
         yield pa.RecordBatch.from_arrays([column.take(part) for column in columns], schema=schema)
