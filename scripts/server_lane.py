@@ -8,7 +8,9 @@ PyPI package `milvus==2.3.5` ships. That package pins old dependencies, so it li
 The lane starts the server on a free loopback port with a throw-away data directory, waits until pymilvus
 gets an answer, runs `pytest -m "server or milvus"` (tests marked `server`, plus every test that requests
 the `milvus_uri` fixture) with MILVUS_URI pointing at it, stops the server whatever happened, and exits
-with pytest's exit code.
+with pytest's exit code. Arguments go to pytest after that selection, so one server start can run just the
+tests being worked on: `flock /tmp/milvus-server-lane.lock .venv/bin/python scripts/server_lane.py
+tests/test_x.py -k name` (the lock: the lane's ports and machine are shared).
 
 Measured on the project's 2-core machine (November 2026, shared with other work): installing the package
 takes 5-7 s; the server answers pymilvus 6-10 s after launch (the 40 s of earlier notes did not
@@ -123,10 +125,10 @@ def print_server_log(data_dir: Path) -> None:
                 print("    " + line[:300])
 
 
-def run_pytest(uri: str, budget_s: float) -> int:
+def run_pytest(uri: str, budget_s: float, selection: list[str]) -> int:
     env = {key: value for key, value in os.environ.items() if key != "MILVUS_TOKEN"}  # 2.3.5 runs without auth
     env["MILVUS_URI"] = uri
-    command = [str(TEST_PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "server or milvus"]
+    command = [str(TEST_PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "server or milvus", *selection]
     try:
         return subprocess.run(command, cwd=REPO, env=env, timeout=budget_s).returncode
     except subprocess.TimeoutExpired:
@@ -134,7 +136,7 @@ def run_pytest(uri: str, budget_s: float) -> int:
         return 1
 
 
-def main() -> int:
+def main(selection: list[str]) -> int:
     # Turn a SIGTERM (CI cancelling the lane) into SystemExit so the finally below still stops the server.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     lane_started = time.monotonic()
@@ -152,7 +154,7 @@ def main() -> int:
                 print_server_log(data_dir)
                 return 1
             log(f"Milvus 2.3.5 answered at {uri} after {startup_s:.1f} s")
-            code = run_pytest(uri, LANE_BUDGET_S - (time.monotonic() - lane_started))
+            code = run_pytest(uri, LANE_BUDGET_S - (time.monotonic() - lane_started), selection)
         finally:
             stop_server(server)
     if code == PYTEST_NO_TESTS:
@@ -162,4 +164,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
