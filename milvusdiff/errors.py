@@ -70,8 +70,14 @@ class JournalError(MilvusDiffError):
 
 def first_line(exc: BaseException | str) -> str:
     """The first line of an error, for one-line messages; a driver's error may echo its connection string,
-    so credentials are removed."""
-    text = str(exc).strip().splitlines()
+    so credentials are removed. A gRPC error's first line says only "<_InactiveRpcError of RPC that terminated
+    with:", so its status code and details stand in (e.g. a server without the method: UNIMPLEMENTED)."""
+    code, details = getattr(exc, "code", None), getattr(exc, "details", None)
+    if callable(code) and callable(details):
+        status = code()
+        text = f"{getattr(status, 'name', status)}: {details() or ''}".strip().splitlines()
+    else:
+        text = str(exc).strip().splitlines()
     return redact(text[0]) if text else type(exc).__name__
 
 

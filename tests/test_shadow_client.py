@@ -276,6 +276,7 @@ def test_an_unknown_milvus_outcome_marks_the_keys_in_doubt(
     with pytest.raises(InDoubtError, match="IN_DOUBT") as raised:
         client.upsert("faults", written)
     assert isinstance(raised.value.__cause__, grpc.RpcError)
+    assert "DeadlineExceeded: DEADLINE_EXCEEDED: Deadline Exceeded" in str(raised.value)  # gRPC's code and details
     assert ops(client, "faults")[-1] == ("upsert", "in_doubt")
 
     stores = read_stores(client, "faults")
