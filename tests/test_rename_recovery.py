@@ -1,10 +1,11 @@
 """A rename_collection whose outcome is in doubt is settled when a ShadowClient next opens, by what Milvus holds.
 
-The fault is injected into the real flow on Milvus Lite: pymilvus' rename raises a timeout after or before it
-really renamed, the writer is killed right after Milvus renamed (before PostgreSQL commits), or PostgreSQL's
-commit fails after Milvus renamed. Recovery then
-finishes the shadow's rename, or keeps the old name, and validate finds the stores in agreement; when Milvus
-holds both names it guesses nothing, and validate says so, until Milvus holds exactly one.
+The fault is injected into the real flow: pymilvus' rename raises a timeout after or before it really renamed,
+the writer is killed right after Milvus renamed (before PostgreSQL commits), or PostgreSQL's commit fails after
+Milvus renamed. Recovery then finishes the shadow's rename, or keeps the old name, and validate finds the stores
+in agreement; when Milvus holds both names it guesses nothing, and validate says so, until Milvus holds exactly
+one. Recovery asks Milvus which name it holds, so these run on Milvus Lite and again on the real-server lane
+(conftest's `settings`; Milvus 2.3.5 renames within a database).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 import pytest
 from helpers.faults import answer_lost
 from helpers.schemas import create_small_collection
-from helpers.stores import lite_settings
 from pymilvus import MilvusClient
 from test_drills import release_lite
 from test_drills_recovery import parked_writer, run_parked_and_kill
@@ -31,12 +31,6 @@ from milvusdiff.services.pg import PendingWrite
 from milvusdiff.workflow.validate import validate
 
 KILLED_RENAME = parked_writer('client.rename_collection("before", "after")')
-
-
-@pytest.fixture
-def settings(pg_conn: str, journal_path: Path, tmp_path: Path) -> Settings:
-    """Milvus Lite (overriding conftest's `settings`): the faults are injected into this process's pymilvus."""
-    return lite_settings(tmp_path, pg_conn, journal_path)
 
 
 @pytest.fixture
