@@ -91,6 +91,14 @@ def assert_agree(settings: Settings, name: str, out: Path) -> None:
     assert result.summary.rows_a == result.summary.rows_b == 25
 
 
+def assert_renamed_at_reopen(settings: Settings, seq: int, out: Path) -> None:
+    """The next ShadowClient finishes rename `seq` to `after`, and the stores then agree."""
+    (recovery,) = reopen_and_write(settings, "after")
+    assert (recovery.seq, recovery.outcome) == (seq, "renamed")
+    assert settled(settings, seq)["status"] == "committed"
+    assert_agree(settings, "after", out)
+
+
 @pytest.mark.parametrize("applied", [True, False], ids=["milvus-renamed", "milvus-did-not"])
 def test_a_rename_whose_answer_was_lost_is_settled_by_what_milvus_holds(
     before: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, applied: bool
@@ -117,10 +125,7 @@ def test_a_rename_whose_writer_was_killed_after_milvus_renamed_is_finished(befor
         (pending,) = journal.renames_in_doubt()  # a reader sees it in doubt; only a writer's recovery settles it
         assert pending["status"] == "pending"
 
-    (recovery,) = reopen_and_write(before, "after")
-    assert (recovery.seq, recovery.outcome) == (pending["seq"], "renamed")
-    assert settled(before, pending["seq"])["status"] == "committed"
-    assert_agree(before, "after", tmp_path / "run")
+    assert_renamed_at_reopen(before, pending["seq"], tmp_path / "run")
 
 
 def test_a_rename_whose_shadow_commit_failed_after_milvus_renamed_is_finished(
@@ -137,10 +142,7 @@ def test_a_rename_whose_shadow_commit_failed_after_milvus_renamed_is_finished(
     finally:
         client.close()
 
-    (recovery,) = reopen_and_write(before, "after")
-    assert (recovery.seq, recovery.outcome) == (record["seq"], "renamed")
-    assert settled(before, record["seq"])["status"] == "committed"
-    assert_agree(before, "after", tmp_path / "run")
+    assert_renamed_at_reopen(before, record["seq"], tmp_path / "run")
 
 
 def test_a_rename_is_never_guessed_while_milvus_holds_both_names(
