@@ -22,6 +22,7 @@ import pymilvus
 import pytest
 from helpers.schemas import create_small_collection
 from pymilvus import MilvusClient
+from test_workload_support import connection_args
 
 from milvusdiff import ShadowUnsupportedError as ExportedError
 from milvusdiff.cli.main import main
@@ -282,23 +283,12 @@ def test_use_database_is_followed_by_the_shadow(client: ShadowClient, settings: 
     found = validate(archived, out=tmp_path / "found", settings=settings)
     assert found.exit_code == 1 and found.summary.only_b == 1
     with pytest.raises(SystemExit) as exited:
-        main(["repair", "--collection", archived, "--from", "pg", "--diff", str(found.out), *connect(settings)])
+        main(["repair", "--collection", archived, "--from", "pg", "--diff", str(found.out), *connection_args(settings)])
     assert exited.value.code == 0
     assert agree(settings, archived, tmp_path / "repaired") == 7
     assert agree(settings, "docs", tmp_path / "untouched") == 3
     client.drop_collection("docs", db_name=archive)
     client.drop_database(archive)
-
-
-def connect(settings: Settings) -> list[str]:
-    return [
-        "--milvus-uri",
-        settings.milvus_uri,
-        "--pg-conn",
-        str(settings.pg_conn),
-        "--journal",
-        str(settings.journal_path),
-    ]
 
 
 def test_a_quick_setup_collection_in_another_database_is_refused(client: ShadowClient) -> None:
