@@ -18,6 +18,7 @@ other than numeric vectors) take the SQL path.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -251,10 +252,14 @@ class _Column:
             return self.parts[0].take(pa.array(rows))
         out = np.empty((len(rows), self.type.list_size), _DTYPES[self.type.value_type])
         if self.views:
+            # Rows grouped by the chunk holding them (one sort), not one mask over all rows per chunk.
             chunk = np.searchsorted(self.starts, rows, side="right") - 1
-            for c in np.unique(chunk).tolist():
-                picked = chunk == c
-                out[picked] = self.views[c][rows[picked] - self.starts[c]]
+            grouped = np.argsort(chunk, kind="stable")
+            bounds = np.searchsorted(chunk[grouped], np.arange(len(self.views) + 1)).tolist()
+            for c, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+                if hi > lo:
+                    picked = grouped[lo:hi]
+                    out[picked] = self.views[c][rows[picked] - self.starts[c]]
         return pa.FixedSizeListArray.from_arrays(pa.array(out.reshape(-1)), type=self.type)
 
 
