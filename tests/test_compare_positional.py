@@ -145,18 +145,20 @@ def test_one_side_in_any_order_takes_the_positional_path(
 
 
 def test_row_group_statistics_rule_out_the_positional_path_before_reading(tmp_path: Path) -> None:
-    """Overlapping row groups mean not sorted (False); ordered ones mean maybe sorted (True); none: None."""
+    """Overlapping row groups mean not sorted (False); ordered ones mean maybe sorted (True); none, or one
+    group whose range says nothing about the order inside it: None."""
     from milvusdiff.compare.inputs import open_side
 
     table = pa.table({"id": pa.array(range(100), pa.int64())})
     pq.write_table(table, tmp_path / "sorted.parquet", row_group_size=10)
     pq.write_table(_shuffled(table, 3), tmp_path / "shuffled.parquet", row_group_size=10)
     pq.write_table(table, tmp_path / "bare.parquet", row_group_size=10, write_statistics=False)
+    pq.write_table(_shuffled(table, 3), tmp_path / "one_group.parquet")
     orders = {
         name: positional.stats_order(open_side(tmp_path / f"{name}.parquet", "a"), "id")
-        for name in ("sorted", "shuffled", "bare")
+        for name in ("sorted", "shuffled", "bare", "one_group")
     }
-    assert orders == {"sorted": True, "shuffled": False, "bare": None}
+    assert orders == {"sorted": True, "shuffled": False, "bare": None, "one_group": None}
 
 
 @pytest.mark.parametrize("duplicate", [False, True])

@@ -11,7 +11,12 @@ from pathlib import Path
 
 from milvusdiff.ci.gate import GateCase
 from milvusdiff.ci.junit import write_junit
-from milvusdiff.ci.step_summary import append_step_summary
+from milvusdiff.ci.step_summary import append_step_summary, step_summary_requested
+
+
+def wanted(junit_xml: Path | None) -> bool:
+    """Whether a gate's outcome goes anywhere: building it reads diff.parquet, which a plain run skips."""
+    return junit_xml is not None or step_summary_requested()
 
 
 def publish(suite: str, cases: Sequence[GateCase], *, junit_xml: Path | None) -> None:

@@ -12,6 +12,10 @@ from pathlib import Path
 ENV = "GITHUB_STEP_SUMMARY"
 
 
+def step_summary_requested() -> bool:
+    return bool(os.environ.get(ENV))
+
+
 def append_step_summary(markdown: str) -> Path | None:
     """Append `markdown` when running under GitHub Actions; return the file written, else None."""
     target = os.environ.get(ENV)

@@ -24,13 +24,14 @@ Record = Callable[["Summary", Path | None, int], None]
 @contextmanager
 def gate(suite: str, name: str, junit_xml: Path | None) -> Iterator[Record]:
     from milvusdiff.ci.gate import GateCase, result_case, trouble_case
-    from milvusdiff.ci.publish import publish
+    from milvusdiff.ci.publish import publish, wanted
 
     started = time.perf_counter()
     cases: list[GateCase] = []
 
     def record(summary: Summary, out: Path | None, exit_code: int) -> None:
-        cases.append(result_case(name, summary, out, exit_code, time.perf_counter() - started))
+        if wanted(junit_xml):
+            cases.append(result_case(name, summary, out, exit_code, time.perf_counter() - started))
 
     try:
         yield record

@@ -87,7 +87,8 @@ def diff_into(
     diff = outputs / DIFF_FILE
     staged = None
     run_a, run_b = side_a, side_b  # bucketed snapshots: only the rows that may differ (compare/staged)
-    if opts.staged and opts.engine != "spark":  # Spark runs the stages itself, on the cluster
+    # Spark runs the stages itself, on the cluster
+    if opts.staged and opts.engine != "spark" and side_a.bucketed and side_b.bucketed:
         from milvusdiff.compare.staged import reduce_sides
 
         reduced = reduce_sides(side_a, side_b, plan, opts, scratch)

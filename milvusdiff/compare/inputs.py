@@ -49,6 +49,11 @@ class Side:
     def file_list(self) -> list[str]:
         return [str(f) for f in self.files]
 
+    @property
+    def bucketed(self) -> bool:
+        """Exported with --buckets: what staged compare needs first (checked before it is even imported)."""
+        return bool((self.manifest or {}).get("buckets"))
+
 
 def open_side(path: str | Path, label: str) -> Side:
     path = Path(path)

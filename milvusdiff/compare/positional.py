@@ -36,6 +36,7 @@ from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
 
 BATCH_ROWS = 65536
 BATCH_VECTOR_BYTES = 16 << 20
+AWAITED_LOAD_BYTES = 64 << 20  # a smaller side loaded whole loads in well under a second (see Scans)
 
 
 def lean_batch_rows(plan: Plan) -> int:
@@ -91,8 +92,10 @@ def stats_order(side: Side, name: str) -> bool | None:
     """What the Parquet row-group statistics of the key column say about its order in file order: False
     when two row groups overlap or go backwards (certainly not ascending: the SQL path, with nothing read),
     True when each group's range starts after the previous one's (likely; layout() still checks the rows
-    inside each group), None when a group has no statistics. Footers only, so it costs milliseconds."""
+    inside each group), None when a group has no statistics or there is only one group (its range says
+    nothing about the order inside it: a guess there cost a cancelled scan). Footers only: milliseconds."""
     previous: object = None
+    groups = 0
     for file in side.files:
         meta = pq.ParquetFile(file).metadata
         leaves = [j for j in range(meta.num_columns) if meta.schema.column(j).path == name]
@@ -107,7 +110,8 @@ def stats_order(side: Side, name: str) -> bool | None:
             if previous is not None and not stats.min > previous:
                 return False
             previous = stats.max
-    return True
+            groups += 1
+    return True if groups > 1 else None
 
 
 def read_keys(con: duckdb.DuckDBPyConnection, side: Side, name: str) -> np.ndarray | None:
@@ -274,7 +278,8 @@ class Order:
     """The row order a side loaded whole is replayed in, known only once both sides' keys are read: the
     load starts before (it is the longest step) and waits here for it, or for cancel() when the keys rule
     the positional path out. The other side's scan waits for the load to end (`loaded`): started with it,
-    it only buffered decoded rows nobody could consume yet, and competed with the load for the cores."""
+    it only buffered decoded rows nobody could consume yet, and competed with the load for the cores (a
+    load under AWAITED_LOAD_BYTES is not waited for: there both scans together end sooner)."""
 
     def __init__(self, rows: np.ndarray | None = None) -> None:
         self._rows = rows
@@ -555,7 +560,13 @@ class Scans:
         order_b: Order | None = None,
     ) -> None:
         sources = []
-        for side, label, order, other in ((side_a, "a", order_a, order_b), (side_b, "b", order_b, order_a)):
+        sides = ((side_a, "a", order_a), (side_b, "b", order_b))
+        # A load too small to keep both cores busy for long is not waited for: both scans run at once.
+        awaited = [
+            order if order is not None and load_bytes(plan, side, label) > AWAITED_LOAD_BYTES else None
+            for side, label, order in sides
+        ]
+        for (side, label, order), other in zip(sides, reversed(awaited), strict=True):
             cursor = con.cursor()
             if order is None:
                 scan = _scan(cursor, plan, side, label, after=other)

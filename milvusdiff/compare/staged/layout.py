@@ -66,7 +66,7 @@ def co_partitioned(side_a: Side, side_b: Side, plan: Plan, options: CompareOptio
 
 def _refusal(side_a: Side, side_b: Side, plan: Plan, options: CompareOptions) -> str | None:
     manifest_a, manifest_b = side_a.manifest or {}, side_b.manifest or {}
-    if not manifest_a.get("buckets") or not manifest_b.get("buckets"):
+    if not side_a.bucketed or not side_b.bucketed:
         return "not both inputs are bucketed snapshots"
     if manifest_a["buckets"] != manifest_b["buckets"]:
         return f"bucket counts differ ({manifest_a['buckets']} vs {manifest_b['buckets']})"
