@@ -171,7 +171,7 @@ def layout(con: duckdb.DuckDBPyConnection, plan: Plan, side_a: Side, side_b: Sid
             return None
         values = keys[label]
         assert values is not None
-        order = np.argsort(values, kind="stable")
+        order = np.argsort(values)  # unstable is 3x faster: equal keys send the inputs to the SQL path anyway
         if not _ascending(values[order]):  # duplicate keys: the SQL path counts them
             return None
         keys[label], orders[label] = values[order], order
@@ -256,14 +256,18 @@ class _Column:
             return self.parts[0].take(pa.array(rows))
         out = np.empty((len(rows), self.type.list_size), _DTYPES[self.type.value_type])
         if self.views:
-            # Rows grouped by the chunk holding them (one sort), not one mask over all rows per chunk.
+            # Rows grouped by the chunk holding them (one sort), not one mask over all rows per chunk; each
+            # vector moved as one opaque element (a row-wise fancy index walks its values one by one).
+            whole = np.dtype((np.void, out.shape[1] * out.itemsize))
+            target = out.view(whole).reshape(-1)
             chunk = np.searchsorted(self.starts, rows, side="right") - 1
-            grouped = np.argsort(chunk, kind="stable")
+            grouped = np.argsort(chunk)
             bounds = np.searchsorted(chunk[grouped], np.arange(len(self.views) + 1)).tolist()
             for c, (lo, hi) in enumerate(itertools.pairwise(bounds)):
                 if hi > lo:
                     picked = grouped[lo:hi]
-                    out[picked] = self.views[c][rows[picked] - self.starts[c]]
+                    source = self.views[c].view(whole).reshape(-1)
+                    target[picked] = np.take(source, rows[picked] - self.starts[c])
         return pa.FixedSizeListArray.from_arrays(pa.array(out.reshape(-1)), type=self.type)
 
 
