@@ -190,3 +190,41 @@ def test_shuffled_side_with_null_vectors_or_duplicates(
     assert classes.count("changed") == len(range(0, rows, 7)) + len(range(499, rows, 500)) - 1  # 2499 is both
     assert classes.count("duplicate_b") == int(duplicate)
     assert fast == _run(a, b, tmp_path / "polars", "polars", key="id")
+
+
+@pytest.mark.parametrize("null_at", [None, 9000])
+def test_shuffled_side_holds_its_other_columns_beside_the_vector_views(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, null_at: int | None
+) -> None:
+    """A loaded side in several batches: its strings are held uncopied while a vector view keeps their batch
+    alive, copied once a null vector (here in a later batch) turns the vectors into Arrow parts. The rows
+    replayed from either are the rows Polars finds."""
+    import numpy as np
+
+    rows = 12_000  # three batches of DuckDB's export at the least batch size (4096 rows)
+    vector = pa.list_(pa.float32(), 4)
+    values = np.random.default_rng(8).random((rows, 4), dtype=np.float32)
+    names = pa.array([f"név-{i}" for i in range(rows)])
+    table_a = pa.table({"id": pa.array(range(rows), pa.int64()), "v": pa.array(list(values), vector), "s": names})
+    changed = values.copy()
+    changed[::7, 2] += 1
+    texts = names.to_pylist()
+    for i in range(0, rows, 11):
+        texts[i] += "!"
+    table_b = _shuffled(pa.table({"id": table_a["id"], "v": pa.array(list(changed), vector), "s": texts}), 4)
+    if null_at is not None:  # in file order, past the first two batches
+        nulled = table_b.column("v").to_pylist()
+        nulled[null_at] = None
+        table_b = table_b.set_column(1, "v", pa.array(nulled, vector))
+    pq.write_table(table_a, tmp_path / "a.parquet", row_group_size=3000)
+    pq.write_table(table_b, tmp_path / "b.parquet", row_group_size=3000)
+    monkeypatch.setattr(positional, "BATCH_VECTOR_BYTES", 1)
+    used = _spy(monkeypatch)
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    fast = _run(a, b, tmp_path / "fast", "duckdb", key="id")
+    assert used
+    changed_keys = set(range(0, rows, 7)) | set(range(0, rows, 11))
+    if null_at is not None:
+        changed_keys.add(table_b.column("id")[null_at].as_py())
+    assert {row["id"] for row in fast[0]} == changed_keys
+    assert fast == _run(a, b, tmp_path / "polars", "polars", key="id")

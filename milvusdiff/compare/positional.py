@@ -233,8 +233,12 @@ class _Column:
         self.parts: list[pa.Array] = []
         self.filled = 0
 
-    def add(self, array: pa.Array) -> None:
-        if self.views is not None and not array.null_count and not array.values.null_count:
+    def add(self, array: pa.Array, copy: bool = True) -> bool:
+        """Hold one batch's array; True when held as a view. An array DuckDB exported keeps its whole batch
+        alive, the wide columns included: the others are copied unless a view keeps that batch anyway."""
+        viewed = self.views is not None and not array.null_count and not array.values.null_count
+        if viewed:
+            assert self.views is not None
             self.views.append(_matrix(array))  # a view: keeps DuckDB's buffer alive, copies nothing
             self.starts.append(self.filled)
         else:
@@ -243,9 +247,9 @@ class _Column:
                     pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), type=self.type) for v in self.views
                 ]
                 self.views = None
-            # A copy: an array DuckDB exported keeps its whole batch alive, the wide columns included.
-            self.parts.append(pa.concat_arrays([array]))
+            self.parts.append(pa.concat_arrays([array]) if copy else array)
         self.filled += len(array)
+        return viewed
 
     def finish(self) -> None:
         if self.views is None:
@@ -324,9 +328,13 @@ def _reordered(
         reader = _reader(con, plan, side, label, lean_batch_rows(plan))
         schema = reader.schema
         columns = [_Column(field.type) for field in schema]
+        matrices = [column for column in columns if column.views is not None]
         for batch in reader:
-            for column, array in zip(columns, batch.columns, strict=True):
-                column.add(array)
+            arrays = dict(zip(map(id, columns), batch.columns, strict=True))
+            viewed = [column.add(arrays[id(column)]) for column in matrices]
+            for column in columns:
+                if column not in matrices:
+                    column.add(arrays[id(column)], copy=not any(viewed))
     finally:
         con.close()
         order.load_ended()
