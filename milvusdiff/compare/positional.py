@@ -471,6 +471,19 @@ def _normalise(array: pa.Array, target: pa.DataType) -> pa.Array:
     return array.cast(target)
 
 
+def _flagged_values(
+    window: _Window, column: int, rows: np.ndarray, target: pa.DataType, flag: np.ndarray, pick: pa.Array
+) -> pa.Array:
+    """One column's values at `rows`, null where `flag` is not set. Vectors are gathered with numpy and
+    masked: Arrow's take on fixed-size lists, twice (the rows, then the mask), cost more than the merge."""
+    matrix = window.gather(column, rows) if _is_vector(target) else None
+    if matrix is not None and matrix.ndim == 2:
+        values = pa.array(matrix.reshape(-1))
+        if values.type.equals(target.value_type):
+            return pa.FixedSizeListArray.from_arrays(values, type=target, mask=pa.array(~flag))
+    return _normalise(window.take(column, rows), target).take(pick)
+
+
 class _Merge:
     def __init__(self, plan: Plan, keys_a: np.ndarray, keys_b: np.ndarray) -> None:
         self.plan = plan
@@ -535,7 +548,7 @@ class _Merge:
                 (window_a, rows_a, a_col(column.name), column.type_a),
                 (window_b, rows_b, b_col(column.name), column.type_b),
             ):
-                arrays[name] = _normalise(window.take(i, rows[keep]), target).take(pick)
+                arrays[name] = _flagged_values(window, i, rows[keep], target, flag, pick)
         return pa.RecordBatch.from_pydict(arrays)
 
     def only(self, label: str) -> Iterator[pa.RecordBatch]:
