@@ -263,8 +263,11 @@ def child_compare(a: Path, b: Path, engine: str, scratch: Path) -> dict[str, Any
 
     from milvusdiff.compare import compare
 
-    # Imports are outside the timing for every contender (the floor imports duckdb first too).
-    for module in (f"milvusdiff.compare.engine_{engine}", "milvusdiff.compare.report", "milvusdiff.types.canonical"):
+    # Imports are outside the timing for every contender (the floor imports duckdb first too, datacompy
+    # pandas). pyarrow imports pandas, when installed, at its first numpy conversion: in a notebook it is
+    # loaded already, and the CLI keeps it out (cli/lean.py); here it would add 0.2-0.3 s to the first call.
+    modules = [f"milvusdiff.compare.engine_{engine}", "milvusdiff.compare.report", "milvusdiff.types.canonical"]
+    for module in [*modules, *(["pandas"] if importlib.util.find_spec("pandas") else [])]:
         importlib.import_module(module)
     out = scratch / f"diff-{engine}"
     shutil.rmtree(out, ignore_errors=True)  # deleting the previous run's 100+ MB diff is no part of this one

@@ -1,8 +1,9 @@
 """The differing keys validate and compare print: each with its class, what differs and the verdict.
 
 The rows are the ones reports and the demo print (report.key_row), so a key reads the same wherever
-it appears. Keys come from diff.parquet in key order with a DuckDB top-N: the diff is never sorted or
-loaded whole, and only the few rows shown are read with their values.
+it appears. Keys come from diff.parquet in key order by a top-N over its key columns: the diff is never
+sorted or loaded whole, and only the row groups holding the few rows shown are read with their values
+(pyarrow: a DuckDB database costs more to open than this takes on a small diff).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from milvusdiff.compare.report import Section, key_headers, key_row
 from milvusdiff.compare.summary import Summary
@@ -20,17 +23,23 @@ from milvusdiff.compare.summary import Summary
 DEFAULT_SHOWN = 10
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def first_differing(diff: Path, key: Sequence[str], limit: int) -> tuple[list[dict[str, Any]], dict[str, pa.DataType]]:
     """The `limit` smallest differing keys of a diff.parquet as whole rows, and the diff's column types."""
-    order = ", ".join(_quote(k) for k in key)
-    with duckdb.connect() as con:
-        query = f"SELECT * FROM read_parquet($diff) ORDER BY {order} LIMIT {int(limit)}"
-        table = con.sql(query, params={"diff": str(diff)}).fetch_arrow_table()
-    return table.to_pylist(), {name: table.schema.field(name).type for name in table.schema.names}
+    file = pq.ParquetFile(diff)
+    types = {field.name: field.type for field in file.schema_arrow}
+    keys = file.read(columns=list(key))
+    if not keys.num_rows or limit <= 0:
+        return [], types
+    order = [(name, "ascending") for name in key]
+    chosen = np.asarray(pc.select_k_unstable(keys, min(limit, keys.num_rows), order)).astype(np.int64)
+    starts = np.cumsum([0] + [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)])
+    group_of = np.searchsorted(starts, chosen, side="right") - 1
+    groups = np.unique(group_of)
+    held = file.read_row_groups(groups.tolist())
+    sizes = starts[groups + 1] - starts[groups]
+    base = np.cumsum(sizes) - sizes  # where each group read starts in `held`
+    rows = held.take(pa.array(chosen - starts[group_of] + base[np.searchsorted(groups, group_of)]))
+    return rows.take(pc.sort_indices(rows, order)).to_pylist(), types
 
 
 def differing_keys_section(diff: Path, summary: Summary, shown: int = DEFAULT_SHOWN) -> Section | None:
