@@ -22,6 +22,7 @@ import itertools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -471,17 +472,27 @@ def _normalise(array: pa.Array, target: pa.DataType) -> pa.Array:
     return array.cast(target)
 
 
-def _flagged_values(
-    window: _Window, column: int, rows: np.ndarray, target: pa.DataType, flag: np.ndarray, pick: pa.Array
-) -> pa.Array:
-    """One column's values at `rows`, null where `flag` is not set. Vectors are gathered with numpy and
-    masked: Arrow's take on fixed-size lists, twice (the rows, then the mask), cost more than the merge."""
+def _flagged(values: np.ndarray | pa.Array, keep: np.ndarray, target: pa.DataType, flag: np.ndarray) -> pa.Array:
+    """The `keep` rows of one side's values (as compared: numpy or Arrow), null where `flag` is not set.
+    Masking numpy before it becomes Arrow, or one take with null indices, instead of a take of the rows
+    and a second one for the mask: on fixed-size lists those takes cost more than the merge."""
+    if isinstance(values, pa.Array):
+        return values.take(pa.array(keep, mask=~flag))  # a null index takes a null
+    chosen = values[keep]
+    if chosen.ndim == 2:
+        flat = pa.array(chosen.reshape(-1))
+        if not flat.type.equals(target.value_type):
+            flat = flat.cast(target.value_type)
+        return pa.FixedSizeListArray.from_arrays(flat, type=target, mask=pa.array(~flag))
+    return _normalise(pa.array(chosen, mask=~flag), target)
+
+
+def _flagged_values(window: _Window, column: int, rows: np.ndarray, target: pa.DataType, flag: np.ndarray) -> pa.Array:
+    """As _flagged, for a column whose values were not taken whole (vectors compared run by run in place)."""
     matrix = window.gather(column, rows) if _is_vector(target) else None
-    if matrix is not None and matrix.ndim == 2:
-        values = pa.array(matrix.reshape(-1))
-        if values.type.equals(target.value_type):
-            return pa.FixedSizeListArray.from_arrays(values, type=target, mask=pa.array(~flag))
-    return _normalise(window.take(column, rows), target).take(pick)
+    if matrix is not None:
+        return _flagged(matrix, np.arange(len(rows)), target, flag)
+    return _flagged(_normalise(window.take(column, rows), target), np.arange(len(rows)), target, flag)
 
 
 class _Merge:
@@ -508,6 +519,7 @@ class _Merge:
         window_b.drop_before(int(rows_b[0]))
         columns = self.plan.columns
         flags = np.zeros((len(rows_a), len(columns)), dtype=bool)
+        aligned: dict[int, tuple[Any, Any]] = {}  # both sides' values at rows_a/rows_b, where they were taken
         for i, column in enumerate(columns):
             if column.kind is Kind.FLOAT_LIST:
                 views_a, views_b = window_a.matrices(i), window_b.matrices(i)
@@ -524,12 +536,14 @@ class _Merge:
             x, y = window_a.gather(i, rows_a), window_b.gather(i, rows_b)
             if x is not None and y is not None and (x.ndim == 1 or x.dtype == y.dtype):
                 flags[:, i] = _numpy_differs(column, x, y)
+                aligned[i] = (x, y)
             else:
                 a = _normalise(window_a.take(i, rows_a), column.type_a)
                 b = _normalise(window_b.take(i, rows_b), column.type_b)
                 # JSON is flagged on differing text here and parsed once, by the finishing pass.
                 kind = Kind.EXACT if column.kind is Kind.JSON else column.kind
                 flags[:, i] = comparator.differs(kind, a, b, column.tolerance)
+                aligned[i] = (a, b)
         keep = np.flatnonzero(flags.any(axis=1))
         if not keep.size:
             return None
@@ -543,12 +557,16 @@ class _Merge:
         for i, column in enumerate(columns):
             flag = flags[keep, i]
             arrays[flag_col(column.name)] = pa.array(flag)
-            pick = pa.array(np.arange(n), mask=~flag)  # a null index takes a null: values only where flagged
-            for window, rows, name, target in (
+            sides = (
                 (window_a, rows_a, a_col(column.name), column.type_a),
                 (window_b, rows_b, b_col(column.name), column.type_b),
-            ):
-                arrays[name] = _flagged_values(window, i, rows[keep], target, flag, pick)
+            )
+            for side, (window, rows, name, target) in enumerate(sides):
+                held = aligned[i][side] if i in aligned else None
+                if held is None:
+                    arrays[name] = _flagged_values(window, i, rows[keep], target, flag)
+                else:
+                    arrays[name] = _flagged(held, keep, target, flag)
         return pa.RecordBatch.from_pydict(arrays)
 
     def only(self, label: str) -> Iterator[pa.RecordBatch]:
