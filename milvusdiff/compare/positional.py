@@ -22,7 +22,7 @@ import itertools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeAlias
 
 import duckdb
 import numpy as np
@@ -329,13 +329,12 @@ def _reordered(
         reader = _reader(con, plan, side, label, lean_batch_rows(plan))
         schema = reader.schema
         columns = [_Column(field.type) for field in schema]
-        matrices = [column for column in columns if column.views is not None]
+        matrices = [j for j, column in enumerate(columns) if column.views is not None]
         for batch in reader:
-            arrays = dict(zip(map(id, columns), batch.columns, strict=True))
-            viewed = [column.add(arrays[id(column)]) for column in matrices]
-            for column in columns:
-                if column not in matrices:
-                    column.add(arrays[id(column)], copy=not any(viewed))
+            viewed = [columns[j].add(batch.column(j)) for j in matrices]
+            for j, column in enumerate(columns):
+                if j not in matrices:
+                    column.add(batch.column(j), copy=not any(viewed))
     finally:
         con.close()
         order.load_ended()
@@ -472,7 +471,10 @@ def _normalise(array: pa.Array, target: pa.DataType) -> pa.Array:
     return array.cast(target)
 
 
-def _flagged(values: np.ndarray | pa.Array, keep: np.ndarray, target: pa.DataType, flag: np.ndarray) -> pa.Array:
+Values: TypeAlias = np.ndarray | pa.Array  # one side's values of one column at the merged rows, as compared
+
+
+def _flagged(values: Values, keep: np.ndarray, target: pa.DataType, flag: np.ndarray) -> pa.Array:
     """The `keep` rows of one side's values (as compared: numpy or Arrow), null where `flag` is not set.
     Masking numpy before it becomes Arrow, or one take with null indices, instead of a take of the rows
     and a second one for the mask: on fixed-size lists those takes cost more than the merge."""
@@ -519,7 +521,7 @@ class _Merge:
         window_b.drop_before(int(rows_b[0]))
         columns = self.plan.columns
         flags = np.zeros((len(rows_a), len(columns)), dtype=bool)
-        aligned: dict[int, tuple[Any, Any]] = {}  # both sides' values at rows_a/rows_b, where they were taken
+        aligned: dict[int, tuple[Values, Values]] = {}  # both sides' values at rows_a/rows_b, where they were taken
         for i, column in enumerate(columns):
             if column.kind is Kind.FLOAT_LIST:
                 views_a, views_b = window_a.matrices(i), window_b.matrices(i)

@@ -25,17 +25,17 @@ DEFAULT_SHOWN = 10
 
 def first_differing(diff: Path, key: Sequence[str], limit: int) -> tuple[list[dict[str, Any]], dict[str, pa.DataType]]:
     """The `limit` smallest differing keys of a diff.parquet as whole rows, and the diff's column types."""
-    file = pq.ParquetFile(diff)
-    types = {field.name: field.type for field in file.schema_arrow}
-    keys = file.read(columns=list(key))
-    if not keys.num_rows or limit <= 0:
-        return [], types
-    order = [(name, "ascending") for name in key]
-    chosen = np.asarray(pc.select_k_unstable(keys, min(limit, keys.num_rows), order)).astype(np.int64)
-    starts = np.cumsum([0] + [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)])
-    group_of = np.searchsorted(starts, chosen, side="right") - 1
-    groups = np.unique(group_of)
-    held = file.read_row_groups(groups.tolist())
+    with pq.ParquetFile(diff) as file:
+        types = {field.name: field.type for field in file.schema_arrow}
+        keys = file.read(columns=list(key))
+        if not keys.num_rows or limit <= 0:
+            return [], types
+        order = [(name, "ascending") for name in key]
+        chosen = np.asarray(pc.select_k_unstable(keys, min(limit, keys.num_rows), order)).astype(np.int64)
+        starts = np.cumsum([0] + [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)])
+        group_of = np.searchsorted(starts, chosen, side="right") - 1
+        groups = np.unique(group_of)
+        held = file.read_row_groups(groups.tolist())
     sizes = starts[groups + 1] - starts[groups]
     base = np.cumsum(sizes) - sizes  # where each group read starts in `held`
     rows = held.take(pa.array(chosen - starts[group_of] + base[np.searchsorted(groups, group_of)]))
