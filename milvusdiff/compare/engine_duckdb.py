@@ -301,14 +301,14 @@ def stream(
         con.execute("SET enable_progress_bar = false")  # printed on stdout past 2 s: it would corrupt --format json
         con.execute(f"SET temp_directory = {lit(str(options.temp_dir or scratch / 'duckdb.tmp'))}")
         con.execute(f"SET memory_limit = {lit(options.memory_limit)}")
-        for name, side in (("A", side_a), ("B", side_b)):
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM {source(side)}")
         scans = _positional(con, plan, side_a, side_b, options) if positional.applies(plan) else None
         names: list[str] | None = None
         if scans is not None and scans.layout is not None:
             keys = (scans.layout.keys_a, scans.layout.keys_b)
             found: Iterable[pa.RecordBatch] = positional.stream(plan, *keys, scans, options.max_diffs)
         else:
+            for name, side in (("A", side_a), ("B", side_b)):  # what the join's SQL reads
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM {source(side)}")
             has_dups = _find_duplicates(con, plan, side_a, side_b)
             sql = build_sql(plan, side_a, side_b, has_dups, options.max_diffs)
             found, names = con.sql(sql).to_arrow_reader(BATCH_ROWS), public_names(plan)
