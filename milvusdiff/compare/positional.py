@@ -237,11 +237,11 @@ class _Column:
     def add(self, array: pa.Array, copy: bool = True) -> bool:
         """Hold one batch's array; True when held as a view. An array DuckDB exported keeps its whole batch
         alive, the wide columns included: the others are copied unless a view keeps that batch anyway."""
-        viewed = self.views is not None and not array.null_count and not array.values.null_count
-        if viewed:
-            assert self.views is not None
+        viewed = False
+        if self.views is not None and not array.null_count and not array.values.null_count:
             self.views.append(_matrix(array))  # a view: keeps DuckDB's buffer alive, copies nothing
             self.starts.append(self.filled)
+            viewed = True
         else:
             if self.views is not None:  # a null vector: hold this column as Arrow from here on
                 self.parts = [
@@ -483,18 +483,16 @@ def _flagged(values: Values, keep: np.ndarray, target: pa.DataType, flag: np.nda
     chosen = values[keep]
     if chosen.ndim == 2:
         flat = pa.array(chosen.reshape(-1))
-        if not flat.type.equals(target.value_type):
-            flat = flat.cast(target.value_type)
-        return pa.FixedSizeListArray.from_arrays(flat, type=target, mask=pa.array(~flag))
+        return _normalise(pa.FixedSizeListArray.from_arrays(flat, chosen.shape[1], mask=pa.array(~flag)), target)
     return _normalise(pa.array(chosen, mask=~flag), target)
 
 
 def _flagged_values(window: _Window, column: int, rows: np.ndarray, target: pa.DataType, flag: np.ndarray) -> pa.Array:
     """As _flagged, for a column whose values were not taken whole (vectors compared run by run in place)."""
-    matrix = window.gather(column, rows) if _is_vector(target) else None
-    if matrix is not None:
-        return _flagged(matrix, np.arange(len(rows)), target, flag)
-    return _flagged(_normalise(window.take(column, rows), target), np.arange(len(rows)), target, flag)
+    values = window.gather(column, rows) if _is_vector(target) else None
+    if values is None:
+        values = _normalise(window.take(column, rows), target)
+    return _flagged(values, np.arange(len(rows)), target, flag)
 
 
 class _Merge:
@@ -564,11 +562,10 @@ class _Merge:
                 (window_b, rows_b, b_col(column.name), column.type_b),
             )
             for side, (window, rows, name, target) in enumerate(sides):
-                held = aligned[i][side] if i in aligned else None
-                if held is None:
-                    arrays[name] = _flagged_values(window, i, rows[keep], target, flag)
+                if i in aligned:
+                    arrays[name] = _flagged(aligned[i][side], keep, target, flag)
                 else:
-                    arrays[name] = _flagged(held, keep, target, flag)
+                    arrays[name] = _flagged_values(window, i, rows[keep], target, flag)
         return pa.RecordBatch.from_pydict(arrays)
 
     def only(self, label: str) -> Iterator[pa.RecordBatch]:
