@@ -6,7 +6,7 @@ when the join does not fit in `memory_limit`.
 
 Inputs keyed by a single integer, at least one side in key order (every Milvus export), skip the wide
 join: DuckDB reads the key columns and both sides' compared columns in file order (a side out of order
-is loaded whole and replayed in key order), the keys are merged and the wide columns compared
+is loaded whole and put in key order), the keys are merged and the wide columns compared
 positionally with numpy (positional.py). Same intermediate table; every flag is a pre-filter that the
 comparator (comparator.py) decides in the finishing pass.
 """

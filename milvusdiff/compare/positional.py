@@ -7,7 +7,9 @@ exports come out in key order), the matched rows form a merge: the key columns a
 files in order (DuckDB scans, one connection per side, decoded in background threads) and compares
 them positionally with numpy: vectors as (n, dim) views of the fixed-size-list buffers, bit equality
 first and the comparator's rule (comparator.py) only on rows whose bits differ. Nothing wide is
-hashed, joined or copied but the differing rows.
+hashed or joined, and nothing copied but the differing rows. One side may be in any order (a sorted
+Milvus export against a foreign file): it is loaded whole and put in key order, its vectors placed at
+their key's rank as they load.
 
 It emits the same intermediate table as the SQL path (key, class, count_a, count_b, one mismatch
 flag per column, values where flagged), every flag decided by the comparator (JSON flagged on differing
@@ -18,7 +20,7 @@ other than numeric vectors) take the SQL path.
 
 from __future__ import annotations
 
-import itertools
+import mmap
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,7 +44,7 @@ AWAITED_LOAD_BYTES = 64 << 20  # a smaller side loaded whole loads in well under
 
 def lean_batch_rows(plan: Plan) -> int:
     """Rows per batch beside a side loaded whole: fewer for wide vectors, so that a batch holds about
-    BATCH_VECTOR_BYTES of them. Every batch in flight (decoded ahead, held by the merge window, replayed,
+    BATCH_VECTOR_BYTES of them. Every batch in flight (decoded ahead, held by the merge window, put in key order,
     finished) is alive on top of the loaded side: at 65536 rows x 128 dims they made a fifth of the peak
     (1M rows: 1.58 -> 1.29 GB at 32768 rows, for about 5% more time; 16384 rows saved 80 MB more for 15%).
     Two sides in file order keep BATCH_ROWS: they hold less (0.8-1.0 GB)."""
@@ -158,8 +160,8 @@ def layout(con: duckdb.DuckDBPyConnection, plan: Plan, side_a: Side, side_b: Sid
     """The positional layout of two inputs, or None when the SQL path must take them: null or duplicate
     keys, both sides out of key order, or the one out of order too big to hold (`budget` bytes decoded).
 
-    One side in any order is enough: its compared columns are loaded whole and replayed in key order, so
-    the merge never joins wide rows (a sorted Milvus export against a shuffled foreign file)."""
+    One side in any order is enough: its compared columns are loaded whole and put in key order, so the
+    merge never joins wide rows (a sorted Milvus export against a shuffled foreign file)."""
     key = plan.keys[0]
     keys = {"a": read_keys(con, side_a, key.name), "b": read_keys(con, side_b, key.b_name)}
     orders: dict[str, np.ndarray | None] = {"a": None, "b": None}
@@ -221,62 +223,73 @@ def _scan(
         con.close()
 
 
-class _Column:
-    """One column of a side loaded whole. Null-free vectors stay in the buffers DuckDB exported them in,
-    viewed as numpy matrices and gathered chunk by chunk (a numpy gather is many times faster than Arrow's
-    take on lists, and copying them into one matrix doubled the peak and cost a page fault per 4 KiB);
-    anything else becomes one Arrow array."""
+class _Placed:
+    """One column of a side loaded whole, put in key order. Null-free vectors are placed at their rows'
+    ranks in one matrix as their batch arrives (held as views of DuckDB's batches, their gather in key
+    order cost fresh pages and a fifth of the CPU; the batch is released once placed); anything else is
+    copied out of its batch (a view would keep the batch alive, its vectors included) and taken in key
+    order at the end."""
 
     def __init__(self, arrow_type: pa.DataType) -> None:
         self.type = arrow_type
-        self.views: list[np.ndarray] | None = [] if _is_matrix(arrow_type) else None
-        self.starts: list[int] = []
+        self.matrix: np.ndarray | None = None
+        self.placed = _is_matrix(arrow_type)  # False: held as Arrow parts in file order
         self.parts: list[pa.Array] = []
         self.filled = 0
 
-    def add(self, array: pa.Array, copy: bool = True) -> bool:
-        """Hold one batch's array; True when held as a view. An array DuckDB exported keeps its whole batch
-        alive, the wide columns included: the others are copied unless a view keeps that batch anyway."""
-        viewed = False
-        if self.views is not None and not array.null_count and not array.values.null_count:
-            self.views.append(_matrix(array))  # a view: keeps DuckDB's buffer alive, copies nothing
-            self.starts.append(self.filled)
-            viewed = True
+    def add(self, array: pa.Array, ranks: np.ndarray) -> None:
+        """Hold one batch's array; `ranks` are the key ranks of every row of the side in file order."""
+        if self.placed and (array.null_count or array.values.null_count):
+            self._unplace(ranks)  # a null vector: hold this column as Arrow from here on
+        if self.placed:
+            if self.matrix is None:
+                self.matrix = _fresh((len(ranks), self.type.list_size), _DTYPES[self.type.value_type])
+            whole = np.dtype((np.void, self.matrix.shape[1] * self.matrix.itemsize))
+            target = self.matrix.view(whole).reshape(-1)
+            target[ranks[self.filled : self.filled + len(array)]] = _matrix(array).view(whole).reshape(-1)
         else:
-            if self.views is not None:  # a null vector: hold this column as Arrow from here on
-                self.parts = [
-                    pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), type=self.type) for v in self.views
-                ]
-                self.views = None
-            self.parts.append(pa.concat_arrays([array]) if copy else array)
+            self.parts.append(pa.concat_arrays([array]))
         self.filled += len(array)
-        return viewed
+
+    def _unplace(self, ranks: np.ndarray) -> None:
+        """The rows placed so far, back in file order as one Arrow array."""
+        if self.matrix is not None:
+            held = self.matrix[ranks[: self.filled]]
+            self.parts = [pa.FixedSizeListArray.from_arrays(pa.array(held.reshape(-1)), type=self.type)]
+        self.matrix, self.placed = None, False
 
     def finish(self) -> None:
-        if self.views is None:
+        if not self.placed:
             self.parts = [pa.concat_arrays(self.parts) if self.parts else pa.array([], self.type)]
 
-    def take(self, rows: np.ndarray) -> pa.Array:
-        if self.views is None:
-            return self.parts[0].take(pa.array(rows))
-        out = np.empty((len(rows), self.type.list_size), _DTYPES[self.type.value_type])
-        if self.views:
-            # Rows grouped by the chunk holding them (one sort), not one mask over all rows per chunk; each
-            # vector moved as one opaque element (a row-wise fancy index walks its values one by one).
-            whole = np.dtype((np.void, out.shape[1] * out.itemsize))
-            target = out.view(whole).reshape(-1)
-            chunk = np.searchsorted(self.starts, rows, side="right") - 1
-            grouped = np.argsort(chunk)
-            bounds = np.searchsorted(chunk[grouped], np.arange(len(self.views) + 1)).tolist()
-            for c, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-                if hi > lo:
-                    picked = grouped[lo:hi]
-                    source = self.views[c].view(whole).reshape(-1)
-                    target[picked] = np.take(source, rows[picked] - self.starts[c])
-        return pa.FixedSizeListArray.from_arrays(pa.array(out.reshape(-1)), type=self.type)
+    def in_key_order(self, order: np.ndarray, lo: int, hi: int) -> pa.Array:
+        """Rows of key ranks lo..hi: a view of the matrix, or taken from the Arrow array."""
+        if not self.placed:
+            return self.parts[0].take(pa.array(order[lo:hi]))
+        if self.matrix is None:
+            return pa.array([], self.type)
+        flat = pa.array(self.matrix[lo:hi].reshape(-1), self.type.value_type)  # numpy's buffer, not a copy
+        return pa.FixedSizeListArray.from_arrays(flat, type=self.type)
 
 
-_DTYPES = {pa.float32(): np.float32, pa.float64(): np.float64, pa.int8(): np.int8, pa.int16(): np.int16}
+_DTYPES: dict[pa.DataType, type[np.generic]] = {
+    pa.float32(): np.float32,
+    pa.float64(): np.float64,
+    pa.int8(): np.int8,
+    pa.int16(): np.int16,
+}
+
+
+def _fresh(shape: tuple[int, int], dtype: type[np.generic]) -> np.ndarray:
+    """An uninitialised array in plain pages of its own mapping. numpy's allocator advises huge pages for
+    large arrays, and where the kernel compacts memory to find them (transparent_hugepage defrag "madvise",
+    a common default) filling a 1M x 128 float32 matrix stalled for a second: 2.4 s of system time per
+    compare instead of 1.1."""
+    size = shape[0] * shape[1] * np.dtype(dtype).itemsize
+    if not size or not hasattr(mmap, "MAP_ANONYMOUS"):  # not Linux or macOS: numpy's allocator
+        return np.empty(shape, dtype)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    return np.frombuffer(mmap.mmap(-1, size, flags=flags), dtype).reshape(shape)
 
 
 def _is_matrix(arrow_type: pa.DataType) -> bool:
@@ -284,7 +297,7 @@ def _is_matrix(arrow_type: pa.DataType) -> bool:
 
 
 class Order:
-    """The row order a side loaded whole is replayed in, known only once both sides' keys are read: the
+    """The row order a side loaded whole is put in, known only once both sides' keys are read: the
     load starts before (it is the longest step) and waits here for it, or for cancel() when the keys rule
     the positional path out. The other side's scan waits for the load to end (`loaded`): started with it,
     it only buffered decoded rows nobody could consume yet, and competed with the load for the cores (a
@@ -307,6 +320,9 @@ class Order:
         self._known.set()
         self._loaded.set()
 
+    def known(self) -> bool:
+        return self._known.is_set()
+
     def wait(self) -> np.ndarray | None:
         self._known.wait()
         return None if self._cancelled else self._rows
@@ -323,30 +339,53 @@ class Order:
 def _reordered(
     con: duckdb.DuckDBPyConnection, plan: Plan, side: Side, label: str, order: Order
 ) -> Iterator[pa.RecordBatch]:
-    """The compared columns of one side in the row order `order`: the side is read whole (bounded by
-    layout()'s budget), then replayed batch by batch (closes `con`)."""
+    """The compared columns of one side in the key order `order`, batch by batch: the side is read whole
+    (bounded by layout()'s budget) and its vectors placed in key order as they arrive; batches that arrive
+    before the order is known (the keys are read meanwhile) wait for it. Nothing when the order is
+    cancelled (closes `con`)."""
     try:
         reader = _reader(con, plan, side, label, lean_batch_rows(plan))
         schema = reader.schema
-        columns = [_Column(field.type) for field in schema]
-        matrices = [j for j, column in enumerate(columns) if column.views is not None]
+        columns = [_Placed(field.type) for field in schema]
+        waiting: list[pa.RecordBatch] = []
+        ranks: np.ndarray | None = None
         for batch in reader:
-            viewed = [columns[j].add(batch.column(j)) for j in matrices]
-            for j, column in enumerate(columns):
-                if j not in matrices:
-                    column.add(batch.column(j), copy=not any(viewed))
+            waiting.append(batch)
+            if ranks is None and order.known():
+                known = order.wait()
+                if known is None:
+                    return  # cancelled
+                ranks = _ranks(known)
+            if ranks is None:
+                continue
+            for held in waiting:
+                for j, column in enumerate(columns):
+                    column.add(held.column(j), ranks)
+            waiting.clear()
     finally:
         con.close()
         order.load_ended()
-    for column in columns:
-        column.finish()
     rows_order = order.wait()
     if rows_order is None:
         return
+    ranks = _ranks(rows_order) if ranks is None else ranks
+    for held in waiting:
+        for j, column in enumerate(columns):
+            column.add(held.column(j), ranks)
+    waiting.clear()
+    for column in columns:
+        column.finish()
     rows = lean_batch_rows(plan)
-    for start in range(0, len(rows_order), rows):
-        part = rows_order[start : start + rows]
-        yield pa.RecordBatch.from_arrays([column.take(part) for column in columns], schema=schema)
+    for lo in range(0, len(rows_order), rows):
+        hi = min(lo + rows, len(rows_order))
+        yield pa.RecordBatch.from_arrays([c.in_key_order(rows_order, lo, hi) for c in columns], schema=schema)
+
+
+def _ranks(order: np.ndarray) -> np.ndarray:
+    """Each row's rank in key order, from the rows in key order."""
+    ranks = np.empty_like(order)
+    ranks[order] = np.arange(len(order))
+    return ranks
 
 
 class _Window:
@@ -590,7 +629,7 @@ class Scans:
     """Both sides' compared columns, decoded in background threads from the moment this is made (while
     the keys are read), on cursors of the engine's database `con`, which must keep
     preserve_insertion_order on while they run. A side with an `Order` is loaded whole at once and
-    replayed in that order when it is given (see layout())."""
+    put in that order when it is given (see layout())."""
 
     def __init__(
         self,
