@@ -120,7 +120,7 @@ def _shuffled(table: pa.Table, seed: int) -> pa.Table:
 def test_one_side_in_any_order_takes_the_positional_path(
     sorted_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A sorted export against a shuffled foreign file: the shuffled side is loaded and replayed in key order,
+    """A sorted export against a shuffled foreign file: the shuffled side is loaded and put in key order,
     with the same result as the SQL path (which takes it when the side is over the memory budget)."""
     a, b = sorted_pair
     table_b = pa.concat_tables(pq.read_table(part) for part in sorted(b.glob("part-*.parquet")))
@@ -165,8 +165,8 @@ def test_row_group_statistics_rule_out_the_positional_path_before_reading(tmp_pa
 def test_shuffled_side_with_null_vectors_or_duplicates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, duplicate: bool
 ) -> None:
-    """The side loaded whole while the keys are read: vectors held where DuckDB exported them until a null
-    vector turns the column into Arrow parts; duplicate keys found after the load started cancel it (SQL
+    """The side loaded whole while the keys are read: vectors placed in key order until a null vector turns
+    the column into Arrow parts; duplicate keys found after the load started cancel it (SQL
     path). Either way the same rows as Polars."""
     import numpy as np
 
@@ -192,13 +192,14 @@ def test_shuffled_side_with_null_vectors_or_duplicates(
     assert fast == _run(a, b, tmp_path / "polars", "polars", key="id")
 
 
-@pytest.mark.parametrize("null_at", [None, 9000])
-def test_shuffled_side_holds_its_other_columns_beside_the_vector_views(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, null_at: int | None
+@pytest.mark.parametrize(("null_at", "order_late"), [(None, False), (9000, False), (None, True), (9000, True)])
+def test_shuffled_side_placed_in_key_order_batch_by_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, null_at: int | None, order_late: bool
 ) -> None:
-    """A loaded side in several batches: its strings are held uncopied while a vector view keeps their batch
-    alive, copied once a null vector (here in a later batch) turns the vectors into Arrow parts. The rows
-    replayed from either are the rows Polars finds."""
+    """A loaded side in several batches: its vectors are placed at their key's rank as each batch arrives,
+    and go back to file order as Arrow parts once a null vector (here in a later batch) turns up; its
+    strings are copied out of each batch. Batches that arrive before the key order is known wait for it
+    (forced here for every batch). Either way the rows are the rows Polars finds."""
     import numpy as np
 
     rows = 12_000  # three batches of DuckDB's export at the least batch size (4096 rows)
@@ -219,6 +220,8 @@ def test_shuffled_side_holds_its_other_columns_beside_the_vector_views(
     pq.write_table(table_a, tmp_path / "a.parquet", row_group_size=3000)
     pq.write_table(table_b, tmp_path / "b.parquet", row_group_size=3000)
     monkeypatch.setattr(positional, "BATCH_VECTOR_BYTES", 1)
+    if order_late:  # the key order seen only once the whole side is read
+        monkeypatch.setattr(positional.Order, "known", lambda self: False)
     used = _spy(monkeypatch)
     a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
     fast = _run(a, b, tmp_path / "fast", "duckdb", key="id")
