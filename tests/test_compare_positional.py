@@ -231,3 +231,36 @@ def test_shuffled_side_placed_in_key_order_batch_by_batch(
         changed_keys.add(table_b.column("id")[null_at].as_py())
     assert {row["id"] for row in fast[0]} == changed_keys
     assert fast == _run(a, b, tmp_path / "polars", "polars", key="id")
+
+
+def test_a_scan_failing_mid_merge_is_one_error_and_no_diff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sorted_pair: tuple[Path, Path]
+) -> None:
+    """The merge runs on the caller's thread (its scans have threads of their own): a DuckDB error from a
+    scan after the first batches (a page that does not decode, injected) ends the compare as one
+    CompareError naming the inputs, with no diff.parquet and no thread left decoding."""
+    import threading
+
+    import duckdb
+
+    from milvusdiff.errors import CompareError
+
+    a, b = sorted_pair
+    calls: list[int] = []
+    original = positional._Merge.changed
+
+    def failing(self: Any, *args: Any) -> Any:
+        calls.append(1)
+        if len(calls) > 1:
+            raise duckdb.IOException("Corrupt page in column v")
+        return original(self, *args)
+
+    monkeypatch.setattr(positional, "BATCH_VECTOR_BYTES", 1)
+    monkeypatch.setattr(positional, "BATCH_ROWS", 64)  # several batches of the small fixture
+    monkeypatch.setattr(positional._Merge, "changed", failing)
+    out = tmp_path / "out"
+    with pytest.raises(CompareError, match=r"^DuckDB: .*Corrupt page in column v \(reading A .* and B .*\)$"):
+        compare(a, b, engine="duckdb", out=out)
+    assert len(calls) == 2
+    assert not (out / "diff.parquet").exists()
+    assert not [t for t in threading.enumerate() if t.name == "milvusdiff-prefetch"]

@@ -26,6 +26,7 @@ from milvusdiff.compare.comparator import is_list
 from milvusdiff.compare.duck import lit, q, ref, source
 from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.options import CompareOptions
+from milvusdiff.compare.pipeline import Concurrent
 from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
 from milvusdiff.errors import CompareError
 
@@ -293,7 +294,7 @@ def _positional(
 @contextlib.contextmanager
 def stream(
     plan: Plan, side_a: Side, side_b: Side, options: CompareOptions, scratch: Path
-) -> Iterator[Iterator[pa.RecordBatch]]:
+) -> Iterator[Iterable[pa.RecordBatch]]:
     """The differing rows, in no particular order: sorting wide rows costs more than the join itself."""
     con = duckdb.connect(config={"threads": options.threads, "preserve_insertion_order": False})
     scans: positional.Scans | None = None
@@ -318,7 +319,8 @@ def stream(
         con.close()
         raise _trouble(exc, _inputs(side_a, side_b)) from exc
     try:
-        yield _batches(found, _inputs(side_a, side_b), names)
+        batches = _batches(found, _inputs(side_a, side_b), names)
+        yield batches if scans is None or scans.layout is None else Concurrent(batches)
     finally:
         if scans is not None:
             scans.close()

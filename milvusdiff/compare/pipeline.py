@@ -2,7 +2,8 @@
 
 DuckDB computes a streamed result only while it is being fetched, and pyarrow's writer and DuckDB
 both release the GIL; so a fetching thread and a writing thread keep the engine and the disk busy
-while the main thread runs the finishing pass, instead of each waiting for the others in turn.
+while the main thread runs the finishing pass, instead of each waiting for the others in turn. A
+producer with threads of its own (Concurrent) is fetched on the main thread.
 """
 
 from __future__ import annotations
@@ -89,15 +90,29 @@ def prefetched(items: Iterable[T], depth: int = _DEPTH) -> Generator[T, None, No
         source.close()
 
 
+class Concurrent(Generic[T]):
+    """Items whose producer decodes in threads of its own (the positional merge: numpy over scans that
+    run in the background). They are consumed on the caller's thread: a fetching thread of their own only
+    contended with the finishing pass for the GIL and buffered more batches between them (1M rows, one
+    side shuffled: 2.96-3.07 -> 2.86-2.90 s, peak 1.22 -> 1.20 GB; inputs in key order unchanged)."""
+
+    def __init__(self, items: Iterable[T]) -> None:
+        self.items = items
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
+
+
 def finish_to_parquet(batches: Iterable[pa.RecordBatch], diff: Path, finisher: Finisher) -> Tally:
-    """Finish batch n while batch n+1 is fetched and batch n-1 is written."""
+    """Finish batch n while batch n+1 is fetched (unless its producer is Concurrent) and batch n-1 is
+    written."""
     # Dictionary encoding only pays for the class column; on vectors it is pure overhead.
     with (
         pq.ParquetWriter(diff, finisher.schema, use_dictionary=["class"]) as writer,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="milvusdiff-write") as pool,
     ):
         pending: Future[None] | None = None
-        for batch in prefetched(batches):
+        for batch in batches if isinstance(batches, Concurrent) else prefetched(batches):
             finished = finisher.process(batch)
             if pending is not None:
                 pending.result()
