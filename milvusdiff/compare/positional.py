@@ -356,29 +356,29 @@ def _reordered(
                 if known is None:
                     return  # cancelled
                 ranks = _ranks(known)
-            if ranks is None:
-                continue
-            for held in waiting:
-                for j, column in enumerate(columns):
-                    column.add(held.column(j), ranks)
-            waiting.clear()
+            if ranks is not None:
+                _place(columns, waiting, ranks)
     finally:
         con.close()
         order.load_ended()
     rows_order = order.wait()
     if rows_order is None:
         return
-    ranks = _ranks(rows_order) if ranks is None else ranks
-    for held in waiting:
-        for j, column in enumerate(columns):
-            column.add(held.column(j), ranks)
-    waiting.clear()
+    _place(columns, waiting, _ranks(rows_order) if ranks is None else ranks)
     for column in columns:
         column.finish()
     rows = lean_batch_rows(plan)
     for lo in range(0, len(rows_order), rows):
         hi = min(lo + rows, len(rows_order))
         yield pa.RecordBatch.from_arrays([c.in_key_order(rows_order, lo, hi) for c in columns], schema=schema)
+
+
+def _place(columns: list[_Placed], batches: list[pa.RecordBatch], ranks: np.ndarray) -> None:
+    """Hand each batch's columns to their holders, in file order, and let the batches go."""
+    for batch in batches:
+        for column, array in zip(columns, batch.columns, strict=True):
+            column.add(array, ranks)
+    batches.clear()
 
 
 def _ranks(order: np.ndarray) -> np.ndarray:
