@@ -42,14 +42,17 @@ BATCH_VECTOR_BYTES = 16 << 20
 AWAITED_LOAD_BYTES = 64 << 20  # a smaller side loaded whole loads in well under a second (see Scans)
 
 
-def lean_batch_rows(plan: Plan) -> int:
-    """Rows per batch beside a side loaded whole: fewer for wide vectors, so that a batch holds about
-    BATCH_VECTOR_BYTES of them. Every batch in flight (decoded ahead, held by the merge window, put in key order,
-    finished) is alive on top of the loaded side: at 65536 rows x 128 dims they made a fifth of the peak
-    (1M rows: 1.58 -> 1.29 GB at 32768 rows, for about 5% more time; 16384 rows saved 80 MB more for 15%).
-    Two sides in file order keep BATCH_ROWS: they hold less (0.8-1.0 GB)."""
+def batch_rows(plan: Plan) -> int:
+    """Rows per scanned batch: fewer for wide vectors, so that a batch holds about BATCH_VECTOR_BYTES of
+    them. Every batch in flight (decoded ahead, held by the merge window, put in key order, finished) is
+    alive on top of a side loaded whole: at 65536 rows x 128 dims they made a fifth of the peak (1M rows,
+    one side shuffled: 1.58 -> 1.29 GB at 32768 rows, for about 5% more time; 16384 rows saved 80 MB more
+    for 15%). Below 32 MiB a vector buffer also comes back from the C allocator's free memory: at or above
+    it glibc maps fresh pages for every batch and unmaps them on release, and faulting them in cost a
+    third of the CPU time of two sorted 1M-row sides (65536 -> 32768 rows: 545k -> 360k page faults,
+    1.98 -> 1.70 s, 1.05 -> 0.93 GB)."""
     width = sum(c.type_a.list_size * c.type_a.value_type.bit_width // 8 for c in plan.columns if _is_vector(c.type_a))
-    return max(4096, min(BATCH_ROWS, BATCH_VECTOR_BYTES // width)) if width else BATCH_ROWS
+    return min(BATCH_ROWS, max(4096, BATCH_VECTOR_BYTES // width)) if width else BATCH_ROWS
 
 
 def _is_vector(arrow_type: pa.DataType) -> bool:
@@ -214,11 +217,11 @@ def _scan(
     whole if it is (closes `con`). Then on one thread: the merge keeps the other core busy, and a scan on
     two threads only decoded ahead of it, holding more memory (1M rows: 1.48 -> 1.30 GB peak)."""
     try:
-        if after is None:
-            yield from _reader(con, plan, side, label, BATCH_ROWS)
-        elif after.wait_loaded():
+        if after is not None:
+            if not after.wait_loaded():
+                return  # cancelled: the positional path does not run
             con.execute("SET threads = 1")  # the database's setting; the load, its other query, has ended
-            yield from _reader(con, plan, side, label, lean_batch_rows(plan))
+        yield from _reader(con, plan, side, label, batch_rows(plan))
     finally:
         con.close()
 
@@ -344,7 +347,7 @@ def _reordered(
     before the order is known (the keys are read meanwhile) wait for it. Nothing when the order is
     cancelled (closes `con`)."""
     try:
-        reader = _reader(con, plan, side, label, lean_batch_rows(plan))
+        reader = _reader(con, plan, side, label, batch_rows(plan))
         schema = reader.schema
         columns = [_Placed(field.type) for field in schema]
         waiting: list[pa.RecordBatch] = []
@@ -367,7 +370,7 @@ def _reordered(
     _place(columns, waiting, _ranks(rows_order) if ranks is None else ranks)
     for column in columns:
         column.finish()
-    rows = lean_batch_rows(plan)
+    rows = batch_rows(plan)
     for lo in range(0, len(rows_order), rows):
         hi = min(lo + rows, len(rows_order))
         yield pa.RecordBatch.from_arrays([c.in_key_order(rows_order, lo, hi) for c in columns], schema=schema)
