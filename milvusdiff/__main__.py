@@ -1,5 +1,5 @@
 """`python -m milvusdiff` runs the CLI."""
 
-from milvusdiff.cli.main import main
+from milvusdiff.cli.main import console_main
 
-main()
+console_main()

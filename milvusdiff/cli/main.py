@@ -8,6 +8,7 @@ group, the options every command shares, and the mapping of errors to exit codes
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import logging
 import os
@@ -220,3 +221,16 @@ def main(argv: list[str] | None = None) -> None:
         hint = "" if debug else " (--debug shows the traceback)"
         _trouble(f"milvusdiff: unexpected error: {type(exc).__name__}: {first_line(exc)}{hint}", debug)
     sys.exit(returned if isinstance(returned, int) else EXIT_SAME)
+
+
+def console_main() -> None:
+    """The process entry (the console script, `python -m milvusdiff`): main(), then an exit that skips the
+    interpreter's last garbage collections. They walk every object pyarrow, numpy and DuckDB created, about
+    60 ms of a 0.5 s compare of two 10k-row files, and free nothing the operating system would not. Exit
+    handlers still run (before those collections), and outputs are complete before main() returns.
+    In-process callers (tests, scripts) call main() and keep their collector as it was.
+    """
+    try:
+        main()
+    finally:
+        gc.freeze()
