@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from milvusdiff.errors import SnapshotError
+from milvusdiff.parquet_pages import leaf_count, read_page_header
 from milvusdiff.snapshot_format import PART_GLOB
 
 _CHUNK = 4 << 20
@@ -79,129 +80,19 @@ def check_rows(
 
 # -- page checksums --------------------------------------------------------------------------------
 
-_CRC_FIELD = 4  # PageHeader.crc
-_SIZE_FIELD = 3  # PageHeader.compressed_page_size
-
-
-class _Compact:
-    """Just enough of Thrift's compact protocol to read a Parquet PageHeader and skip what it does not need."""
-
-    def __init__(self, data: bytes | memoryview, pos: int = 0) -> None:
-        self.data = data
-        self.pos = pos
-
-    def byte(self) -> int:
-        value = self.data[self.pos]
-        self.pos += 1
-        return value
-
-    def varint(self) -> int:
-        shift = result = 0
-        while True:
-            b = self.byte()
-            result |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return result
-            shift += 7
-
-    def zigzag(self) -> int:
-        n = self.varint()
-        return (n >> 1) ^ -(n & 1)
-
-    def skip(self, kind: int) -> None:
-        if kind in (1, 2):  # bool in a field header
-            return
-        if kind == 3:
-            self.pos += 1
-        elif kind in (4, 5, 6):
-            self.varint()
-        elif kind == 7:
-            self.pos += 8
-        elif kind == 8:
-            length = self.varint()  # not `self.pos += self.varint()`: that reads pos before the varint moves it
-            self.pos += length
-        elif kind in (9, 10):
-            header = self.byte()
-            size, elem = header >> 4, header & 0x0F
-            if size == 15:
-                size = self.varint()
-            for _ in range(size):
-                if elem in (1, 2):
-                    self.pos += 1  # a bool element is a byte of its own
-                else:
-                    self.skip(elem)
-        elif kind == 11:
-            size = self.varint()
-            if size:
-                types = self.byte()
-                for _ in range(size):
-                    self.skip(types >> 4)
-                    self.skip(types & 0x0F)
-        elif kind == 12:
-            self.struct(lambda *_: False)
-        else:
-            raise ValueError(f"unknown thrift type {kind}")
-
-    def struct(self, want: Any) -> None:
-        """Walk a struct; `want(field_id, type)` reads a field itself (returns True) or lets it be skipped."""
-        last = 0
-        while True:
-            header = self.byte()
-            if header == 0:
-                return
-            delta, kind = header >> 4, header & 0x0F
-            field_id = last + delta if delta else self.zigzag()
-            last = field_id
-            if not want(field_id, kind):
-                self.skip(kind)
-
-
-def _page_header(data: memoryview, offset: int) -> tuple[int, int, int | None]:
-    """(header length, page data length, crc or None) of the page at `offset`."""
-    reader = _Compact(data, offset)
-    found: dict[int, int] = {}
-
-    def want(field_id: int, kind: int) -> bool:
-        if field_id in (_SIZE_FIELD, _CRC_FIELD) and kind == 5:
-            found[field_id] = reader.zigzag()
-            return True
-        return False
-
-    try:
-        reader.struct(want)
-    except IndexError:
-        raise ValueError("the file ends inside a page header") from None
-    if _SIZE_FIELD not in found:
-        raise ValueError("a page header without its size")
-    return reader.pos - offset, found[_SIZE_FIELD], found.get(_CRC_FIELD)
-
-
 def _verify_chunk(data: memoryview, start: int, length: int) -> str | None:
     """None when every page of the column chunk that carries a CRC matches it (a foreign file may carry none;
     export writes one for every page); else what is wrong. `data` maps the file: no copy, zlib reads the
     page cache directly."""
     pos, end = start, start + length
     while pos < end:
-        header, size, crc = _page_header(data, pos)
-        if crc is not None:
-            page = data[pos + header : pos + header + size]
-            if len(page) != size or zlib.crc32(page) & 0xFFFFFFFF != crc & 0xFFFFFFFF:
+        page = read_page_header(data, pos)
+        if page.crc is not None:
+            body = data[pos + page.length : pos + page.length + page.size]
+            if len(body) != page.size or zlib.crc32(body) & 0xFFFFFFFF != page.crc & 0xFFFFFFFF:
                 return f"page at byte {pos} does not match its checksum"
-        pos += header + size
+        pos += page.length + page.size
     return None
-
-
-def _leaves(arrow_type: Any) -> int:
-    """How many Parquet leaf columns an Arrow type is stored as."""
-    import pyarrow as pa
-
-    if pa.types.is_struct(arrow_type):
-        return sum(_leaves(arrow_type.field(i).type) for i in range(arrow_type.num_fields))
-    if pa.types.is_map(arrow_type):
-        return _leaves(arrow_type.key_type) + _leaves(arrow_type.item_type)
-    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type):
-        return _leaves(arrow_type.value_type)
-    return 1
 
 
 def _chunks(path: Path, columns: Iterable[str] | None) -> list[tuple[str, int, int, int]]:
@@ -211,7 +102,7 @@ def _chunks(path: Path, columns: Iterable[str] | None) -> list[tuple[str, int, i
     parquet = pq.ParquetFile(path)
     metadata = parquet.metadata
     # Leaf column -> its top-level column (dotted paths are ambiguous when a name holds a dot).
-    owner = [f.name for f in parquet.schema_arrow for _ in range(_leaves(f.type))]
+    owner = [f.name for f in parquet.schema_arrow for _ in range(leaf_count(f.type))]
     wanted = None if columns is None else set(columns)
     found = []
     for group in range(metadata.num_row_groups):

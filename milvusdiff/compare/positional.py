@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import mmap
 import threading
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from milvusdiff.compare import comparator
+from milvusdiff.compare import comparator, vector_pages
 from milvusdiff.compare.duck import ref, source
 from milvusdiff.compare.inputs import Side
 from milvusdiff.compare.pipeline import Prefetch
@@ -186,9 +186,11 @@ def layout(con: duckdb.DuckDBPyConnection, plan: Plan, side_a: Side, side_b: Sid
     return Layout(keys_a, keys_b, orders["a"], orders["b"])
 
 
-def _select(plan: Plan, side: Side, label: str) -> str:
+def _select(plan: Plan, side: Side, label: str, direct: Container[int]) -> str:
     parts = []
     for j, c in enumerate(plan.columns):
+        if j in direct:
+            continue
         name, arrow_type = (c.name, c.type_a) if label == "a" else (c.b_name, c.type_b)
         sql = ref(side, name)
         if _is_vector(arrow_type):
@@ -203,11 +205,36 @@ def _select(plan: Plan, side: Side, label: str) -> str:
     return ", ".join(parts) if parts else "1 AS __none"
 
 
-def _reader(con: duckdb.DuckDBPyConnection, plan: Plan, side: Side, label: str, rows: int) -> pa.RecordBatchReader:
-    """The compared columns of one side in file order. `con` is a cursor of the engine's database (a new
-    database costs about 80 ms, a cursor nothing), which keeps preserve_insertion_order on for this path."""
-    con.execute("SET enable_progress_bar = false")  # printed on stdout past 2 s: it would corrupt --format json
-    return con.sql(f"SELECT {_select(plan, side, label)} FROM {source(side)}").to_arrow_reader(rows)
+class _Columns:
+    """The compared columns of one side in file order, as record batches of `rows` rows (fields v0, v1,
+    ...). Float vectors are decoded from their pages (vector_pages.py), each in a thread of its own; the
+    rest comes from DuckDB on `con`, a cursor of the engine's database (a new database costs about 80 ms,
+    a cursor nothing), which keeps preserve_insertion_order on for this path."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, plan: Plan, side: Side, label: str, rows: int) -> None:
+        types = [c.type_a if label == "a" else c.type_b for c in plan.columns]
+        names = [c.name if label == "a" else c.b_name for c in plan.columns]
+        direct = [j for j, t in enumerate(types) if vector_pages.readable(side.files, names[j], t)]
+        con.execute("SET enable_progress_bar = false")  # printed on stdout past 2 s: it would corrupt --format json
+        self.reader = con.sql(f"SELECT {_select(plan, side, label, direct)} FROM {source(side)}").to_arrow_reader(rows)
+        self.pages = {
+            j: Prefetch(vector_pages.VectorPages(side.files, names[j], types[j], label), depth=4) for j in direct
+        }
+        self.vectors = {j: vector_pages.VectorRows(pages, types[j]) for j, pages in self.pages.items()}
+        fields = {name: self.reader.schema.field(name) for name in self.reader.schema.names}
+        self.schema = pa.schema([fields.get(f"v{j}") or pa.field(f"v{j}", types[j]) for j in range(len(types))])
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for batch in self.reader:
+            arrays = [
+                self.vectors[j].take(batch.num_rows) if j in self.vectors else batch.column(field.name)
+                for j, field in enumerate(self.schema)
+            ]
+            yield pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def close(self) -> None:
+        for pages in self.pages.values():
+            pages.close()
 
 
 def _scan(
@@ -216,13 +243,17 @@ def _scan(
     """The compared columns of one side, in file order, as record batches, once the other side is loaded
     whole if it is (closes `con`). Then on one thread: the merge keeps the other core busy, and a scan on
     two threads only decoded ahead of it, holding more memory (1M rows: 1.48 -> 1.30 GB peak)."""
+    columns: _Columns | None = None
     try:
         if after is not None:
             if not after.wait_loaded():
                 return  # cancelled: the positional path does not run
             con.execute("SET threads = 1")  # the database's setting; the load, its other query, has ended
-        yield from _reader(con, plan, side, label, batch_rows(plan))
+        columns = _Columns(con, plan, side, label, batch_rows(plan))
+        yield from columns
     finally:
+        if columns is not None:
+            columns.close()
         con.close()
 
 
@@ -346,8 +377,9 @@ def _reordered(
     (bounded by layout()'s budget) and its vectors placed in key order as they arrive; batches that arrive
     before the order is known (the keys are read meanwhile) wait for it. Nothing when the order is
     cancelled (closes `con`)."""
+    reader: _Columns | None = None
     try:
-        reader = _reader(con, plan, side, label, batch_rows(plan))
+        reader = _Columns(con, plan, side, label, batch_rows(plan))
         schema = reader.schema
         columns = [_Placed(field.type) for field in schema]
         waiting: list[pa.RecordBatch] = []
@@ -362,6 +394,8 @@ def _reordered(
             if ranks is not None:
                 _place(columns, waiting, ranks)
     finally:
+        if reader is not None:
+            reader.close()
         con.close()
         order.load_ended()
     rows_order = order.wait()
