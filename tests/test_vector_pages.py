@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from milvusdiff import compare
-from milvusdiff.compare.vector_pages import VectorPages, VectorRows, readable
+from milvusdiff.compare.vector_pages import VectorPages, VectorRows, _Chunk, _Fallback, readable
 
 SPECIAL32 = np.array([0x7FC00001, 0xFFC12345, 0x80000000, 0x7F800000, 0xFF800000, 0x00000001, 0x7F7FFFFF], np.uint32)
 
@@ -88,9 +88,19 @@ def test_pyarrow_files_decode_here_to_the_same_bits(
         **options,
     )
     parts, got = _decode([path])
-    assert all(isinstance(p, np.ndarray) for p in parts), "every page decoded here, none left to pyarrow"
-    assert len(parts) > 3
+    # gzip, brotli and lz4 do not tell how many bytes a page inflated to: pyarrow reads those
+    assert all(isinstance(p, np.ndarray) for p in parts) is (compression in ("zstd", "snappy", "none"))
+    assert len(parts) > 3 or compression not in ("zstd", "snappy", "none")
     _same_bits(got, [path])
+
+
+def test_a_snappy_page_shorter_than_its_header_says_goes_to_pyarrow() -> None:
+    """pyarrow's snappy would leave the missing bytes unwritten: the stream's own length must agree."""
+    chunk = _Chunk("snappy", 4, np.dtype("<f4"), 3)
+    body = memoryview(pa.Codec("snappy").compress(b"\x01" * 64, asbytes=True))
+    assert bytes(chunk._inflate(body, 64)) == b"\x01" * 64
+    with pytest.raises(_Fallback):
+        chunk._inflate(body, 80)
 
 
 @pytest.mark.parametrize("dim", [1, 3, 100, 128])
@@ -137,7 +147,8 @@ def test_nulls_go_to_pyarrow_from_where_they_start(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("compression", ["zstd", "snappy", "gzip", "brotli", "uncompressed", "lz4"])
 def test_polars_files(tmp_path: Path, compression: str) -> None:
-    """Polars bit-packs the repetition levels in long runs, pyarrow writes two runs a row: both decode here."""
+    """Polars bit-packs the repetition levels in long runs, pyarrow writes two runs a row: both decode here
+    (but for the codecs left to pyarrow)."""
     path = tmp_path / "v.parquet"
     matrix = _vectors(20000, 16, np.float32)
     frame = pl.DataFrame(
@@ -145,7 +156,7 @@ def test_polars_files(tmp_path: Path, compression: str) -> None:
     )
     frame.write_parquet(path, compression=compression)  # type: ignore[arg-type]
     parts, got = _decode([path])
-    assert all(isinstance(p, np.ndarray) for p in parts)
+    assert all(isinstance(p, np.ndarray) for p in parts) is (compression in ("zstd", "snappy", "uncompressed"))
     _same_bits(got, [path])
 
 

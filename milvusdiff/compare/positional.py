@@ -4,12 +4,13 @@ When both sides hold a single integer key, non-null and strictly ascending in fi
 exports come out in key order), the matched rows form a merge: the key columns alone are read
 (through DuckDB) and merged with numpy, which classifies every key and yields the matched
 (row in A, row in B) pairs, both ascending. A second pass then streams the wide columns of both
-files in order (DuckDB scans, one connection per side, decoded in background threads) and compares
-them positionally with numpy: vectors as (n, dim) views of the fixed-size-list buffers, bit equality
-first and the comparator's rule (comparator.py) only on rows whose bits differ. Nothing wide is
-hashed or joined, and nothing copied but the differing rows. One side may be in any order (a sorted
-Milvus export against a foreign file): it is loaded whole and put in key order, its vectors placed at
-their key's rank as they load.
+files in order (DuckDB scans, one connection per side, decoded in background threads; float vectors
+straight from their Parquet pages, see vector_pages.py) and compares them positionally with numpy:
+vectors as (n, dim) views of the fixed-size-list buffers, bit equality first and the comparator's
+rule (comparator.py) only on rows whose bits differ. Nothing wide is hashed or joined, and nothing
+copied but the differing rows. One side may be in any order (a sorted Milvus export against a
+foreign file): it is loaded whole and put in key order, its vectors placed at their key's rank as
+they load.
 
 It emits the same intermediate table as the SQL path (key, class, count_a, count_b, one mismatch
 flag per column, values where flagged), every flag decided by the comparator (JSON flagged on differing

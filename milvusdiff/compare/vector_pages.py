@@ -40,9 +40,11 @@ from milvusdiff.parquet_pages import (
     read_page_header,
 )
 
-_CODECS = {"UNCOMPRESSED": None, "SNAPPY": "snappy", "GZIP": "gzip", "BROTLI": "brotli", "ZSTD": "zstd"}
-# pyarrow names Parquet's LZ4_RAW "LZ4"; the deprecated Hadoop-framed LZ4 it names "UNKNOWN" (left to pyarrow)
-_CODECS["LZ4"] = "lz4_raw"
+# The codecs whose pages decode here: those where a page that inflates to fewer bytes than its header says
+# is caught. pyarrow's Codec.decompress does not say how many bytes it wrote: zstd fails on any other
+# size, a snappy stream starts with its length (checked below); gzip, brotli and lz4 would leave the
+# rest of the buffer unwritten, so their pages go to pyarrow's reader, which checks.
+_CODECS = {"UNCOMPRESSED": None, "SNAPPY": "snappy", "ZSTD": "zstd"}
 _VALUE_TYPES: dict[pa.DataType, tuple[str, np.dtype]] = {
     pa.float32(): ("FLOAT", np.dtype("<f4")),
     pa.float64(): ("DOUBLE", np.dtype("<f8")),
@@ -255,10 +257,9 @@ class _Chunk:
     def _inflate(self, body: memoryview, size: int) -> memoryview:
         if self.codec is None:
             return body
-        raw = self.codec.decompress(body, decompressed_size=size)
-        if raw.size != size:
+        if self.codec.name == "snappy" and _varint(body, 0)[0] != size:
             raise _Fallback
-        return memoryview(raw)
+        return memoryview(self.codec.decompress(body, decompressed_size=size))
 
     def page(self, header: PageHeader, body: memoryview) -> np.ndarray | None:
         """A data page's rows as a (rows, dim) matrix; None after a dictionary page (kept for the next)."""
@@ -284,7 +285,8 @@ class _Chunk:
             levels = body[header.rep_bytes : header.rep_bytes + header.def_bytes]
             stored = body[header.rep_bytes + header.def_bytes :]
             size = header.uncompressed_size - header.rep_bytes - header.def_bytes
-            values = self._inflate(stored, size) if header.compressed else stored
+            # stored uncompressed: copied, as the values must outlive the window they were read into
+            values = self._inflate(stored, size) if header.compressed else memoryview(bytes(stored))
         else:
             raise _Fallback
         count = header.values
