@@ -203,3 +203,26 @@ def test_compare_of_files_from_different_writers(tmp_path: Path) -> None:
     summary = compare(tmp_path / "a.parquet", tmp_path / "b.parquet", key="id").summary
     assert summary.changed == 3  # 10 by value, 20 by the sign of zero, 40 null; every NaN equals every NaN
     assert summary.unchanged == rows - 3
+
+
+def test_names_that_collide_are_read_exactly(tmp_path: Path) -> None:
+    """Case twins and a dotted name sharing a prefix: each column's own values, pyarrow's share included
+    (a null sends the rest of the row group to it)."""
+    path = tmp_path / "v.parquet"
+    columns = {}
+    for i, name in enumerate(("vec", "VEC", "vec.x")):
+        mask = np.zeros(300, dtype=bool)
+        mask[200 + i] = True
+        flat = pa.array((_vectors(300, 4, np.float32) + 10 * i).reshape(-1))
+        columns[name] = pa.FixedSizeListArray.from_arrays(flat, 4, mask=pa.array(mask))
+    pq.write_table(pa.table(columns), path, data_page_size=1 << 10)
+    for name, expected in columns.items():
+        arrow_type = expected.type
+        assert readable([path], name, arrow_type)
+        got = VectorRows(iter(VectorPages([path], name, arrow_type, "a")), arrow_type).take(300)
+        assert got.is_null().to_pylist() == expected.is_null().to_pylist()
+        valid = pa.array(expected.is_valid())
+        assert np.array_equal(
+            got.filter(valid).flatten().to_numpy(zero_copy_only=False).view(np.uint32),
+            expected.filter(valid).flatten().to_numpy(zero_copy_only=False).view(np.uint32),
+        )

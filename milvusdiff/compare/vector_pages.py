@@ -61,13 +61,14 @@ Part: TypeAlias = (
 )  # rows of vectors: a (rows, dim) matrix, or an Arrow array where pyarrow read them
 
 
-def _leaf(parquet: pq.ParquetFile, name: str) -> int | None:
-    """The Parquet leaf column holding top-level column `name`, if it is stored as a single leaf."""
+def _leaf(parquet: pq.ParquetFile, name: str) -> tuple[int, pa.Field] | None:
+    """The Parquet leaf column holding top-level column `name` (the first of that exact name, as the SQL
+    reads it), and its field, if the column is stored as a single leaf."""
     leaf = 0
     for field in parquet.schema_arrow:
         count = leaf_count(field.type)
         if field.name == name:
-            return leaf if count == 1 else None
+            return (leaf, field) if count == 1 else None
         leaf += count
     return None
 
@@ -80,11 +81,10 @@ def readable(files: Sequence[Path], name: str, arrow_type: pa.DataType) -> bool:
     physical = _VALUE_TYPES[arrow_type.value_type][0]
     for path in files:
         parquet = pq.ParquetFile(path)
-        leaf = _leaf(parquet, name)
-        field = parquet.schema_arrow.field(parquet.schema_arrow.get_field_index(name)) if leaf is not None else None
-        if leaf is None or field is None or not field.type.equals(arrow_type):
+        found = _leaf(parquet, name)
+        if found is None or not found[1].type.equals(arrow_type):
             return False
-        column = parquet.metadata.schema.column(leaf)
+        column = parquet.metadata.schema.column(found[0])
         if column.max_repetition_level != 1 or column.physical_type != physical:
             return False
     return True
@@ -329,8 +329,9 @@ class VectorPages:
     def __iter__(self) -> Iterator[Part]:
         for path in self.files:
             parquet = pq.ParquetFile(path)
-            leaf = _leaf(parquet, self.name)
-            assert leaf is not None  # readable() said so
+            found = _leaf(parquet, self.name)
+            assert found is not None  # readable() said so
+            leaf = found[0]
             max_def = parquet.metadata.schema.column(leaf).max_definition_level
             with path.open("rb", buffering=0) as handle:
                 for group in range(parquet.metadata.num_row_groups):
@@ -364,15 +365,15 @@ class VectorPages:
             if done != rows:
                 raise _Fallback
         except (_Fallback, ValueError, IndexError, OSError, pa.ArrowException):
-            yield from self._pyarrow(path, parquet, group, done)
+            yield from self._pyarrow(path, parquet, group, leaf, done)
 
-    def _pyarrow(self, path: Path, parquet: pq.ParquetFile, group: int, first: int) -> Iterator[pa.Array]:
-        try:
-            column = parquet.read_row_group(group, columns=[self.name]).column(0).slice(first)
+    def _pyarrow(self, path: Path, parquet: pq.ParquetFile, group: int, leaf: int, first: int) -> Iterator[pa.Array]:
+        try:  # by leaf index: a name is read as a dotted path, which other columns' names may share
+            table = parquet.reader.read_row_group(group, column_indices=[leaf])
         except (OSError, pa.ArrowException) as exc:
             where = f"input {self.label.upper()}: {path}: column {self.name!r}, row group {group}"
             raise CompareError(f"{where}: {exc}") from exc
-        for part in column.chunks:
+        for part in table.column(0).slice(first).chunks:
             yield part if part.type.equals(self.type) else part.cast(self.type)
 
 
