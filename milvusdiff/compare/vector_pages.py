@@ -56,9 +56,8 @@ class _Fallback(Exception):
     """The rest of this row group is pyarrow's to read."""
 
 
-Part: TypeAlias = (
-    np.ndarray | pa.Array
-)  # rows of vectors: a (rows, dim) matrix, or an Arrow array where pyarrow read them
+# Consecutive rows of vectors: a (rows, dim) matrix, or an Arrow array where pyarrow read them.
+Part: TypeAlias = np.ndarray | pa.Array
 
 
 def _leaf(parquet: pq.ParquetFile, name: str) -> tuple[int, pa.Field] | None:
@@ -185,7 +184,7 @@ def _all_at(data: memoryview, width: int, count: int, level: int) -> None:
 
 def _rows_of(data: memoryview, rows: int, dim: int) -> None:
     """The repetition levels: `rows` rows of exactly `dim` values. Writers encode them in two ways: a few
-    long bit-packed runs (Polars), decoded here at once, or a couple of runs a row (pyarrow, parquet-mr),
+    long bit-packed runs (Polars), decoded here at once, or a couple of runs a row (pyarrow),
     too many to walk one by one: there the stream must be its first whole rows' encoding repeated."""
     if _periodic(data, rows, dim):
         return
