@@ -14,6 +14,7 @@ import pytest
 
 from milvusdiff import compare
 from milvusdiff.compare.vector_pages import VectorPages, VectorRows, _Chunk, _Fallback, readable
+from milvusdiff.parquet_pages import DATA_PAGE, PageHeader
 
 SPECIAL32 = np.array([0x7FC00001, 0xFFC12345, 0x80000000, 0x7F800000, 0xFF800000, 0x00000001, 0x7F7FFFFF], np.uint32)
 
@@ -226,3 +227,10 @@ def test_names_that_collide_are_read_exactly(tmp_path: Path) -> None:
             got.filter(valid).flatten().to_numpy(zero_copy_only=False).view(np.uint32),
             expected.filter(valid).flatten().to_numpy(zero_copy_only=False).view(np.uint32),
         )
+
+
+def test_a_page_claiming_more_bytes_than_its_values_could_take_goes_to_pyarrow() -> None:
+    chunk = _Chunk("zstd", 4, np.dtype("<f4"), 3)
+    claims = PageHeader(length=20, type=DATA_PAGE, uncompressed_size=2**31 - 1, size=100, crc=None, values=8)
+    with pytest.raises(_Fallback):
+        chunk.page(claims, memoryview(b"\0" * 100))

@@ -262,6 +262,10 @@ class _Chunk:
 
     def page(self, header: PageHeader, body: memoryview) -> np.ndarray | None:
         """A data page's rows as a (rows, dim) matrix; None after a dictionary page (kept for the next)."""
+        # No more than its values and their levels could take (a tampered header must not make us allocate
+        # gigabytes): beyond that, pyarrow's reader has the last word.
+        if header.uncompressed_size > header.values * (self.dtype.itemsize + 8) + 1024 or header.size < 0:
+            raise _Fallback
         if header.type == DICTIONARY_PAGE:
             raw = self._inflate(body, header.uncompressed_size)
             if header.encoding not in (PLAIN, PLAIN_DICTIONARY) or len(raw) != header.values * self.dtype.itemsize:
