@@ -80,6 +80,7 @@ def check_rows(
 
 # -- page checksums --------------------------------------------------------------------------------
 
+
 def _verify_chunk(data: memoryview, start: int, length: int) -> str | None:
     """None when every page of the column chunk that carries a CRC matches it (a foreign file may carry none;
     export writes one for every page); else what is wrong. `data` maps the file: no copy, zlib reads the
