@@ -230,7 +230,13 @@ def console_main() -> None:
     What must happen at exit does not depend on them: outputs are complete and closed before main() returns,
     and exit handlers (Milvus Lite, the embedded PostgreSQL) run before those collections would.
     In-process callers (tests, scripts) call main() and keep their collector as it was.
+
+    `compare` also runs with one OpenBLAS thread unless the environment says otherwise: numpy's import
+    starts one per core, spinning for about 50 ms of CPU beside the imports, and compare multiplies no
+    matrices (search-check does, and keeps them).
     """
+    if next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None) == "compare":
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # read once, at numpy's import, still to come
     try:
         main()
     finally:
