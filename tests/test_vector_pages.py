@@ -14,6 +14,7 @@ import pytest
 
 from milvusdiff import compare
 from milvusdiff.compare.vector_pages import VectorPages, VectorRows, _Chunk, _Fallback, readable
+from milvusdiff.errors import CompareError
 from milvusdiff.parquet_pages import DATA_PAGE, PageHeader
 
 SPECIAL32 = np.array([0x7FC00001, 0xFFC12345, 0x80000000, 0x7F800000, 0xFF800000, 0x00000001, 0x7F7FFFFF], np.uint32)
@@ -234,3 +235,11 @@ def test_a_page_claiming_more_bytes_than_its_values_could_take_goes_to_pyarrow()
     claims = PageHeader(length=20, type=DATA_PAGE, uncompressed_size=2**31 - 1, size=100, crc=None, values=8)
     with pytest.raises(_Fallback):
         chunk.page(claims, memoryview(b"\0" * 100))
+
+
+def test_a_vector_column_shorter_than_asked_is_an_error_not_a_crash() -> None:
+    arrow_type = pa.list_(pa.float32(), 2)
+    rows = VectorRows(iter([np.zeros((3, 2), np.float32)]), arrow_type)
+    assert len(rows.take(2)) == 2
+    with pytest.raises(CompareError, match="ended before the other columns"):
+        rows.take(2)

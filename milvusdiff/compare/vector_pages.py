@@ -6,8 +6,9 @@ level, and DuckDB and pyarrow decode it element by element. For 1M 128-dim float
 collection went to levels that, for vectors, say nothing but "one more row of `dim` values".
 
 So the pages are read here: each page is decompressed with pyarrow's codecs and its levels are checked,
-not assumed: the repetition levels must be one row's encoding (a row of exactly `dim` values) repeated,
-byte for byte, and the definition levels all at the maximum (no null vector, no null element). Then the
+not assumed: the repetition levels must say rows of exactly `dim` values (checked as one row's encoding
+repeated byte for byte, or unpacked whole where a writer bit-packs them in long runs), and the
+definition levels must all be at the maximum (no null vector, no null element). Then the
 values are the page's bytes (PLAIN), its bytes regrouped (BYTE_STREAM_SPLIT) or the dictionary at
 the decoded indices (RLE_DICTIONARY). Anything else (a null, another list length, a codec or encoding
 not listed here, an unreadable page) hands the rest of that row group to pyarrow, which is slower and
@@ -394,7 +395,9 @@ class VectorRows:
         pieces: list[Part] = []
         while count:
             if self.held is None or self.offset == len(self.held):
-                self.held, self.offset = next(self.parts), 0
+                self.held, self.offset = next(self.parts, None), 0
+                if self.held is None:  # the files changed under the scan: the other columns hold more rows
+                    raise CompareError("a vector column ended before the other columns of its file")
             piece = self.held[self.offset : self.offset + count]
             self.offset += len(piece)
             count -= len(piece)
