@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from milvusdiff import compare
-from milvusdiff.compare.vector_pages import VectorPages, VectorRows, _Chunk, _Fallback, readable
+from milvusdiff.compare.vector_pages import PART_BYTES, VectorPages, VectorRows, _Chunk, _Fallback, readable
 from milvusdiff.errors import CompareError
 from milvusdiff.parquet_pages import DATA_PAGE, PageHeader
 
@@ -243,3 +243,14 @@ def test_a_vector_column_shorter_than_asked_is_an_error_not_a_crash() -> None:
     assert len(rows.take(2)) == 2
     with pytest.raises(CompareError, match="ended before the other columns"):
         rows.take(2)
+
+
+def test_large_pages_come_in_parts_of_bounded_size(tmp_path: Path) -> None:
+    """A writer's 8 MB page reaches the reader in slices of about PART_BYTES: what is held ahead is
+    bounded in bytes, not in pages."""
+    path = tmp_path / "v.parquet"
+    pq.write_table(_table(_vectors(4096, 512, np.float32)), path, data_page_size=64 << 20, use_dictionary=False)
+    parts, got = _decode([path])
+    assert all(isinstance(p, np.ndarray) and p.nbytes <= PART_BYTES for p in parts)
+    assert len(parts) >= 8
+    _same_bits(got, [path])

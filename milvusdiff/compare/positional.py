@@ -40,9 +40,9 @@ from milvusdiff.compare.plan import Column, Kind, Plan, a_col, b_col, flag_col
 
 BATCH_ROWS = 65536
 BATCH_VECTOR_BYTES = 16 << 20
-# Vector pages decoded ahead of the batch that needs them (about 1 MB each): a batch of 128-dim vectors
+# Parts of vector pages decoded ahead of the batch that needs them (vector_pages.PART_BYTES each): a batch
 # spans 16 of them, and with fewer the decoding thread idled while the batch before was placed or compared.
-PAGES_AHEAD = 32
+PARTS_AHEAD = 32
 AWAITED_LOAD_BYTES = 64 << 20  # a smaller side loaded whole loads in well under a second (see Scans)
 
 
@@ -222,7 +222,7 @@ class _Columns:
         con.execute("SET enable_progress_bar = false")  # printed on stdout past 2 s: it would corrupt --format json
         self.reader = con.sql(f"SELECT {_select(plan, side, label, direct)} FROM {source(side)}").to_arrow_reader(rows)
         self.pages = {
-            j: Prefetch(vector_pages.VectorPages(side.files, names[j], types[j], label), depth=PAGES_AHEAD)
+            j: Prefetch(vector_pages.VectorPages(side.files, names[j], types[j], label), depth=PARTS_AHEAD)
             for j in direct
         }
         self.vectors = {j: vector_pages.VectorRows(pages, types[j]) for j, pages in self.pages.items()}

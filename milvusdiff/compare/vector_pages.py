@@ -50,6 +50,9 @@ _VALUE_TYPES: dict[pa.DataType, tuple[str, np.dtype]] = {
     pa.float32(): ("FLOAT", np.dtype("<f4")),
     pa.float64(): ("DOUBLE", np.dtype("<f8")),
 }
+# Parts are yielded in slices of about this size, whatever the writer's page size: a reader holding a
+# number of parts ahead then holds that many MB plus the page being sliced, not that many pages.
+PART_BYTES = 1 << 20
 _MAX_PERIOD_ROWS = 8  # a bit-packed group holds 8 levels: some whole number of rows up to 8 ends on a group
 
 
@@ -365,7 +368,9 @@ class VectorPages:
                 if done + len(matrix) > rows:
                     raise _Fallback
                 done += len(matrix)
-                yield matrix
+                step = max(1, PART_BYTES // (self.dim * self.dtype.itemsize))
+                for first in range(0, len(matrix), step):
+                    yield matrix[first : first + step]
             if done != rows:
                 raise _Fallback
         except (_Fallback, ValueError, IndexError, OSError, pa.ArrowException):
