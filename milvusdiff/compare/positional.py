@@ -139,7 +139,7 @@ def _ascending(keys: np.ndarray) -> bool:
 
 def load_bytes(plan: Plan, side: Side, label: str) -> int:
     """Decoded size of a side's compared columns, from the Parquet footers (uncompressed page sizes)."""
-    wanted = {c.name if label == "a" else c.b_name for c in plan.columns}
+    wanted = {c.on(label)[0] for c in plan.columns}
     total = 0
     for file in side.files:
         meta = pq.ParquetFile(file).metadata
@@ -195,7 +195,7 @@ def _select(plan: Plan, side: Side, label: str, direct: Container[int]) -> str:
     for j, c in enumerate(plan.columns):
         if j in direct:
             continue
-        name, arrow_type = (c.name, c.type_a) if label == "a" else (c.b_name, c.type_b)
+        name, arrow_type = c.on(label)
         sql = ref(side, name)
         if _is_vector(arrow_type):
             element = {8: "TINYINT", 16: "SMALLINT", 32: "INTEGER", 64: "BIGINT"}
@@ -216,18 +216,16 @@ class _Columns:
     a cursor nothing), which keeps preserve_insertion_order on for this path."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, plan: Plan, side: Side, label: str, rows: int) -> None:
-        types = [c.type_a if label == "a" else c.type_b for c in plan.columns]
-        names = [c.name if label == "a" else c.b_name for c in plan.columns]
-        direct = [j for j, t in enumerate(types) if vector_pages.readable(side.files, names[j], t)]
+        columns = [c.on(label) for c in plan.columns]  # (name, type) in this input
+        direct = [j for j, (name, type_) in enumerate(columns) if vector_pages.readable(side.files, name, type_)]
         con.execute("SET enable_progress_bar = false")  # printed on stdout past 2 s: it would corrupt --format json
         self.reader = con.sql(f"SELECT {_select(plan, side, label, direct)} FROM {source(side)}").to_arrow_reader(rows)
         self.pages = {
-            j: Prefetch(vector_pages.VectorPages(side.files, names[j], types[j], label), depth=PARTS_AHEAD)
-            for j in direct
+            j: Prefetch(vector_pages.VectorPages(side.files, *columns[j], label), depth=PARTS_AHEAD) for j in direct
         }
-        self.vectors = {j: vector_pages.VectorRows(pages, types[j]) for j, pages in self.pages.items()}
+        self.vectors = {j: vector_pages.VectorRows(pages, columns[j][1]) for j, pages in self.pages.items()}
         fields = {name: self.reader.schema.field(name) for name in self.reader.schema.names}
-        self.schema = pa.schema([fields.get(f"v{j}") or pa.field(f"v{j}", types[j]) for j in range(len(types))])
+        self.schema = pa.schema([fields.get(f"v{j}") or pa.field(f"v{j}", t) for j, (_, t) in enumerate(columns)])
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         for batch in self.reader:

@@ -18,6 +18,7 @@ never different: the values are the same bits either way.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple, TypeAlias
@@ -36,6 +37,7 @@ from milvusdiff.parquet_pages import (
     PLAIN_DICTIONARY,
     RLE,
     RLE_DICTIONARY,
+    Compact,
     PageHeader,
     leaf_count,
     read_page_header,
@@ -93,17 +95,6 @@ def readable(files: Sequence[Path], name: str, arrow_type: pa.DataType) -> bool:
     return True
 
 
-def _varint(data: memoryview, pos: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-
-
 def _unpack(packed: memoryview, width: int, count: int) -> np.ndarray:
     """Values of `width` bits, packed least significant bit first (Parquet's bit-packing): `count` of
     them, or all that `packed` holds when `count` is 0."""
@@ -130,17 +121,18 @@ class _Run(NamedTuple):
 
 def _runs(data: memoryview, width: int) -> Iterator[_Run]:
     size = (width + 7) // 8
-    pos = 0
-    while pos < len(data):
-        header, pos = _varint(data, pos)
-        count, start = (header >> 1) * (8 if header & 1 else 1), pos
-        pos += (header >> 1) * width if header & 1 else size
-        if not count or pos > len(data):
+    reader = Compact(data)  # run headers are ULEB128 varints, as Thrift's
+    while reader.pos < len(data):
+        header = reader.varint()
+        count, start = (header >> 1) * (8 if header & 1 else 1), reader.pos
+        reader.pos += (header >> 1) * width if header & 1 else size
+        end = reader.pos
+        if not count or end > len(data):
             raise _Fallback
         if header & 1:
-            yield _Run(pos, count, 0, data[start:pos])
+            yield _Run(end, count, 0, data[start:end])
         else:
-            yield _Run(pos, count, int.from_bytes(data[start:pos], "little"), None)
+            yield _Run(end, count, int.from_bytes(data[start:end], "little"), None)
 
 
 def _values_of(run: _Run, width: int) -> np.ndarray:
@@ -149,16 +141,16 @@ def _values_of(run: _Run, width: int) -> np.ndarray:
     return _unpack(run.packed, width, run.size)
 
 
-def _decoded(data: memoryview, width: int, count: int, max_runs: int | None = None) -> np.ndarray:
+def _decoded(data: memoryview, width: int, count: int, max_runs: int = sys.maxsize) -> np.ndarray:
     """The first `count` values of a hybrid stream (of at most `max_runs` runs). The bit-packed runs are
     unpacked in one call: a page of dictionary indices holds hundreds of them."""
     runs, got = [], 0
     for run in _runs(data, width):
         runs.append(run)
         got += run.size
-        if got >= count or (max_runs is not None and len(runs) > max_runs):
+        if got >= count or len(runs) > max_runs:
             break
-    if got < count or (max_runs is not None and len(runs) > max_runs):
+    if got < count or len(runs) > max_runs:
         raise _Fallback
     unpacked = _unpack(memoryview(b"".join(r.packed for r in runs if r.packed is not None)), width, 0)
     out = np.empty(got, dtype=np.uint32)
@@ -260,7 +252,7 @@ class _Chunk:
     def _inflate(self, body: memoryview, size: int) -> memoryview:
         if self.codec is None:
             return body
-        if self.codec.name == "snappy" and _varint(body, 0)[0] != size:
+        if self.codec.name == "snappy" and Compact(body).varint() != size:
             raise _Fallback
         return memoryview(self.codec.decompress(body, decompressed_size=size))
 
@@ -408,9 +400,7 @@ class VectorRows:
             count -= len(piece)
             pieces.append(piece)
         if all(isinstance(p, np.ndarray) for p in pieces):
-            matrix = np.concatenate(pieces)
-            flat = pa.array(matrix.reshape(-1), self.type.value_type)
-            return pa.FixedSizeListArray.from_arrays(flat, type=self.type)
+            return self._arrow(np.concatenate(pieces))  # one copy into the batch
         arrays = [self._arrow(p) for p in pieces]
         return pa.concat_arrays(arrays) if len(arrays) != 1 else arrays[0]
 

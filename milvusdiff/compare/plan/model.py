@@ -47,6 +47,10 @@ class Column:
     def dim(self) -> int | None:
         return self.type_a.list_size if pa.types.is_fixed_size_list(self.type_a) else None
 
+    def on(self, label: str) -> tuple[str, pa.DataType]:
+        """The column's name and type in input `label` ("a" or "b")."""
+        return (self.name, self.type_a) if label == "a" else (self.b_name, self.type_b)
+
 
 @dataclass(frozen=True)
 class Plan:
